@@ -1,0 +1,32 @@
+# Two commands: `make run` serves everything on http://127.0.0.1:$(PORT); `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test migrate package clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-deps: $(BIN)/python requirements.txt devserver/requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt -r devserver/requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.run-deps
+	$(BIN)/python -m devserver --port $(PORT) $(ARGS)
+
+test: $(VENV)/.dev-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+migrate: $(VENV)/.run-deps
+	$(BIN)/python -m migrations
+
+clean:
+	rm -rf $(VENV) dist .pytest_cache
