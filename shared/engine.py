@@ -1,0 +1,320 @@
+"""Running steps on Replicate: creating a step's prediction exactly once, and moving a task on
+when its prediction ends. Used by worker, checker, continue and status?force_check alike.
+
+Exactly once: a step's prediction is created only by the holder of the task's `claim_token`,
+taken in one conditional UPDATE, and recorded with another that still requires the token. Two
+pings, a double click or a duplicate webhook can never both hold it. The one window that can cost
+a second prediction: the process dies after Replicate created the prediction and before the
+LAUNCHED update commits (a few milliseconds, or a create call that timed out on our side after
+Replicate accepted it). The claim then goes stale and the worker creates the step again after
+CLAIM_STALE_S; the first prediction is an orphan, and its webhook (if any) cancels nothing but
+itself. Stale claims are only re-driven after CLAIM_STALE_S, longer than any create call may take.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from shared import log, queries
+from shared.db import Database
+from shared.images import DownloadError, download, to_data_uri
+from shared.replicate_api import NotFound, Prediction, Rejected, ReplicateAPI, Transient
+from shared.settings import Settings
+from shared.storage import StorageError, key_for
+from shared.tasks import CATEGORY_WORDS, garments_of
+
+MAX_OUTPUT_BYTES = 25 * 1024 * 1024
+CANCELED_BY_USER = "canceled by user"
+
+
+def step_input(settings: Settings, storage, task: dict) -> dict:
+    """The model input for the task's current step: the previous image dressed in garment k."""
+    step = task["current_step"]
+    garments = garments_of(task)
+    if not 1 <= step <= len(garments):
+        raise Rejected(f"Step {step} has no garment: this task's garment list cannot be read.")
+    garment = garments[step - 1]
+    human = task["person_image"] if step == 1 else task["intermediate_result"]
+    if not human:
+        raise Rejected("The image from the previous step is missing, so this step cannot run.")
+    hints = [text for text in (garment["description"], task.get("prompt_hints")) if text]
+    return {
+        "human_img": _reachable(settings, storage, human),
+        "garm_img": _reachable(settings, storage, garment["image"]),
+        "garment_des": ". ".join(hints) or CATEGORY_WORDS[garment["category"]],
+        "category": garment["category"],
+    }
+
+
+def _reachable(settings: Settings, storage, url: str) -> str:
+    """Replicate cannot fetch files from a local folder served on this machine: send the bytes."""
+    if storage is None or storage.is_public() or _replicate_is_local(settings):
+        return url
+    key = storage.key_of(url)
+    if key is None:
+        return url
+    data = storage.get(key)
+    return to_data_uri(data, "image/png" if key.endswith(".png") else "image/webp" if key.endswith(".webp") else "image/jpeg")
+
+
+def _replicate_is_local(settings: Settings) -> bool:
+    base = settings.replicate_base_url
+    return base.startswith("http://127.") or base.startswith("http://localhost")
+
+
+# --- launching -----------------------------------------------------------------------------------
+
+@dataclass
+class Launch:
+    outcome: str  # launched | failed | deferred | lost
+    prediction_id: str | None = None
+    retry_after: float | None = None
+    throttled: bool = False
+
+
+def backoff_seconds(retry_after: float | None) -> float:
+    return max(1.0, min(retry_after if retry_after is not None else 5.0, 300.0))
+
+
+def create_prediction(settings: Settings, api: ReplicateAPI, storage, task: dict) -> Prediction | Exception:
+    """The network half of a launch (safe in a thread): the prediction, or the error it met."""
+    try:
+        model_input = step_input(settings, storage, task)
+        return api.create(model_input, webhook=settings.checker_url or None, cancel_after_s=settings.step_timeout_s)
+    except (Transient, Rejected, StorageError) as error:
+        return error
+
+
+def record_launch(db: Database, api: ReplicateAPI, task: dict, result: Prediction | Exception) -> Launch:
+    """The database half of a launch: exactly one of LAUNCHED, LAUNCH_FAILED or LAUNCH_DEFERRED."""
+    claim = {"id": task["id"], "token": task["claim_token"]}
+    step = {"task_id": task["id"], "step": task["current_step"], "attempt": task["attempt"]}
+    if isinstance(result, Prediction):
+        row = db.one(queries.LAUNCHED, {**claim, "prediction_id": result.id})
+        if row is None:
+            # The task moved on without us (canceled, or our claim was re-driven): stop the orphan.
+            log.event("orphan_prediction", **step, prediction_id=result.id)
+            cancel_quietly(api, result.id)
+            return Launch("lost", result.id)
+        log.event("transition", **step, frm="processing", to="processing", prediction_id=result.id,
+                  note="prediction created")
+        return Launch("launched", result.id)
+    if isinstance(result, Rejected):
+        db.one(queries.LAUNCH_FAILED, {**claim, "error": result.message})
+        log.event("transition", **step, frm="processing", to="failed", error=result.message)
+        return Launch("failed")
+    retry_after = getattr(result, "retry_after", None)
+    delay = backoff_seconds(retry_after)
+    db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay})
+    log.event("launch_deferred", **step, reason=str(result), delay_s=delay)
+    return Launch("deferred", retry_after=delay, throttled=getattr(result, "status", None) == 429)
+
+
+def launch(db: Database, settings: Settings, api: ReplicateAPI, storage, task: dict) -> Launch:
+    return record_launch(db, api, task, create_prediction(settings, api, storage, task))
+
+
+def cancel_quietly(api: ReplicateAPI, prediction_id: str) -> bool:
+    try:
+        api.cancel(prediction_id)
+        return True
+    except (Transient, Rejected) as error:
+        log.event("cancel_failed", prediction_id=prediction_id, reason=str(error))
+        return False
+
+
+def run_worker(db: Database, settings: Settings, api: ReplicateAPI, storage, remaining) -> dict:
+    """Starts due steps, oldest first, in concurrent batches, until none are due, the budget
+    runs out, or Replicate throttles us. `remaining()` is the budget left in seconds."""
+    started = failed = deferred = lost = 0
+    batch = max(1, min(settings.checker_concurrency, 16))
+    throttled = False
+    # A claimed create must be able to finish before the platform stops us, or it is a crash.
+    while not throttled and remaining() > settings.replicate_timeout_s + 2:
+        token = secrets.token_hex(16)
+        tasks = db.all(queries.CLAIM_TO_LAUNCH, {"stale_s": settings.claim_stale_s, "limit": batch, "token": token})
+        if not tasks:
+            break
+        for task in tasks:
+            log.event("transition", task_id=task["id"], step=task["current_step"], attempt=task["attempt"],
+                      to="processing", note="claimed")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+            results = list(pool.map(lambda t: create_prediction(settings, api, storage, t), tasks))
+        for task, result in zip(tasks, results):
+            outcome = record_launch(db, api, task, result)
+            started += outcome.outcome == "launched"
+            failed += outcome.outcome == "failed"
+            deferred += outcome.outcome == "deferred"
+            lost += outcome.outcome == "lost"
+            throttled = throttled or outcome.throttled
+    return {"message": f"Started {started} tasks", "started": started, "failed": failed,
+            "deferred": deferred, "lost": lost, "throttled": throttled}
+
+
+# --- reconciling ---------------------------------------------------------------------------------
+
+@dataclass
+class Observation:
+    """What the network half of a check found: the prediction, and the stored image if it succeeded."""
+
+    prediction: Prediction | None = None
+    image_url: str | None = None
+    failure: str | None = None          # a permanent end of the step, written for the user
+    failure_status: str = "failed"      # the step row's status: failed or canceled
+    transient: str | None = None        # try again on the next ping
+    retry_after: float | None = None
+
+
+def _past_deadline(settings: Settings, task: dict) -> bool:
+    started = task.get("step_started_at")
+    if started is None:
+        return False
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - started).total_seconds() > settings.step_timeout_s
+
+
+def timeout_message(settings: Settings, step: int) -> str:
+    minutes = settings.step_timeout_s / 60
+    span = f"{minutes:g} minutes" if minutes >= 1 else f"{settings.step_timeout_s} seconds"
+    return f"Step {step} took longer than {span} and was stopped. Press Retry to run it again."
+
+
+def observe(settings: Settings, api: ReplicateAPI, storage, task: dict, prediction: Prediction | None = None) -> Observation:
+    """The network half of a check (safe in a thread): reads the prediction unless given, and
+    copies a finished image into storage. Never raises for Replicate or storage trouble."""
+    step = task["current_step"]
+    try:
+        if prediction is None:
+            prediction = api.get(task["prediction_id"])
+    except NotFound:
+        return Observation(failure=f"Replicate no longer has the prediction for step {step}. Press Retry to run it again.")
+    except Transient as error:
+        return Observation(transient=error.reason, retry_after=error.retry_after)
+    except Rejected as error:
+        # Not the prediction's own end (our credentials, say): keep waiting; the deadline still applies.
+        if _past_deadline(settings, task):
+            return Observation(failure=timeout_message(settings, step), failure_status="canceled")
+        return Observation(transient=error.message)
+
+    seen = Observation(prediction=prediction)
+    status = prediction.status
+    if status == "succeeded":
+        return _keep_output(settings, storage, task, prediction)
+    if status == "failed":
+        detail = (prediction.error or "").strip().splitlines()
+        reason = f": {detail[0][:200]}" if detail else ""
+        seen.failure = f"The try-on model could not finish step {step}{reason}. Press Retry to try again."
+    elif status == "canceled":
+        seen.failure_status = "canceled"
+        seen.failure = (timeout_message(settings, step) if _past_deadline(settings, task)
+                        else f"Step {step} was canceled at Replicate. Press Retry to run it again.")
+    elif status == "aborted":
+        seen.failure_status = "canceled"
+        seen.failure = f"Replicate could not start step {step} in time. Press Retry to try again."
+    elif _past_deadline(settings, task):
+        cancel_quietly(api, prediction.id)
+        seen.failure_status = "canceled"
+        seen.failure = timeout_message(settings, step)
+    return seen
+
+
+def _keep_output(settings: Settings, storage, task: dict, prediction: Prediction) -> Observation:
+    step = task["current_step"]
+    url = prediction.output_url
+    if url is None:
+        if prediction.data_removed:
+            return Observation(prediction=prediction, failure=(
+                f"Replicate deleted the image of step {step} before it could be saved. Press Retry to run it again."))
+        return Observation(prediction=prediction, failure=f"The try-on model returned no image for step {step}. Press Retry to try again.")
+    if storage is None:
+        return Observation(prediction=prediction, image_url=url)
+    try:
+        data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES)
+        key = key_for(task["id"], f"step-{step}-{task['attempt']}", content_type)
+        return Observation(prediction=prediction, image_url=storage.put(key, data, content_type))
+    except DownloadError as error:
+        if error.transient:
+            return Observation(prediction=prediction, transient=f"saving the image: {error}")
+        return Observation(prediction=prediction, failure=(
+            f"The image of step {step} could not be saved ({error}). Press Retry to run it again."))
+    except StorageError as error:
+        return Observation(prediction=prediction, transient=str(error))
+
+
+def apply(db: Database, task: dict, seen: Observation) -> str:
+    """The database half of a check. Returns running | ready | completed | failed | stale | error."""
+    step = {"task_id": task["id"], "step": task["current_step"], "attempt": task["attempt"],
+            "prediction_id": task["prediction_id"]}
+    if seen.transient:
+        log.event("check_deferred", **step, reason=seen.transient)
+        return "error"
+    params = {"id": task["id"], "prediction_id": task["prediction_id"]}
+    if seen.failure:
+        row = db.one(queries.STEP_FAILED, {**params, "error": seen.failure, "step_status": seen.failure_status})
+        if row is None:
+            return "stale"
+        log.event("transition", **step, frm="processing", to="failed", error=seen.failure)
+        return "failed"
+    if seen.image_url:
+        output = seen.prediction.output
+        row = db.one(queries.STEP_SUCCEEDED, {**params, "image_url": seen.image_url,
+                                              "output": output if isinstance(output, str) else json.dumps(output)})
+        if row is None:
+            return "stale"
+        log.event("transition", **step, frm="processing", to=row["status"], image_url=seen.image_url)
+        return "completed" if row["status"] == "completed" else "ready"
+    return "running"
+
+
+def reconcile(db: Database, settings: Settings, api: ReplicateAPI, storage, task: dict,
+              prediction: Prediction | None = None) -> str:
+    return apply(db, task, observe(settings, api, storage, task, prediction))
+
+
+@dataclass
+class CheckerRun:
+    counts: dict = field(default_factory=lambda: {
+        "checked": 0, "ready": 0, "completed": 0, "failed": 0, "running": 0, "errors": 0})
+
+    def add(self, outcome: str) -> None:
+        if outcome == "error":
+            self.counts["errors"] += 1
+            return
+        self.counts["checked"] += 1
+        if outcome in self.counts:
+            self.counts[outcome] += 1
+
+
+def run_checker(db: Database, settings: Settings, api: ReplicateAPI, storage, remaining) -> dict:
+    """Reconciles in-flight predictions, least recently checked first, concurrently, until all
+    were seen or the budget runs out. One prediction's trouble never stops the others."""
+    since = db.scalar(queries.DB_NOW)
+    run = CheckerRun()
+    workers = settings.checker_concurrency
+    pause_until = 0.0
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        while remaining() > 1.0:
+            if time.monotonic() < pause_until:
+                break
+            tasks = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": workers})
+            if not tasks:
+                break
+            futures = {pool.submit(observe, settings, api, storage, task): task for task in tasks}
+            for future in concurrent.futures.as_completed(futures):
+                task = futures[future]
+                try:
+                    seen = future.result()
+                    if seen.retry_after:
+                        pause_until = max(pause_until, time.monotonic() + seen.retry_after)
+                    run.add(apply(db, task, seen))
+                except Exception as error:  # a bug in one task must not stop the others
+                    log.event("check_error", task_id=task["id"], error=type(error).__name__)
+                    run.add("error")
+    remaining_count = db.scalar(queries.IN_FLIGHT_NOT_CHECKED_SINCE, {"since": since})
+    return {"message": f"Checked {run.counts['checked']} predictions", **run.counts, "remaining": remaining_count}

@@ -1,0 +1,256 @@
+"""The one wrapper every function's handler goes through.
+
+It turns a platform event (Yandex Cloud Functions / AWS API Gateway v1, or AWS HTTP API and
+Function URL v2) into a `Request`, answers OPTIONS and CORS, checks the method and body size,
+maps typed errors to JSON bodies, and never lets an exception escape: an escaped exception
+becomes the platform's bare 502 without CORS headers, which a browser reports as a network error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+from shared import db, log
+from shared.errors import (
+    BadRequest,
+    HTTPError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+from shared.settings import ConfigError, Settings, load
+
+ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
+USER_ID_RE = re.compile(r"^[A-Za-z0-9._:@+=\-]{1,128}$")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Request:
+    def __init__(self, event: dict, context: Any, settings: Settings):
+        if not isinstance(event, dict):
+            raise BadRequest("The request could not be read.", code="bad_event")
+        self.event = event
+        self.context = context
+        self.settings = settings
+        self.started = time.monotonic()
+        request_context = event.get("requestContext") if isinstance(event.get("requestContext"), dict) else {}
+        http_v2 = request_context.get("http") if isinstance(request_context.get("http"), dict) else {}
+        method = event.get("httpMethod") or http_v2.get("method") or request_context.get("httpMethod")
+        # No HTTP method at all: the platform invoked the function directly (a timer trigger or a
+        # scheduler), which only someone with rights on the function can do.
+        self.direct_invocation = not method
+        self.method = str(method or "GET").upper()
+        self.headers = _headers(event)
+        self.query = _query(event)
+        self.raw_body = _body(event)
+        self.request_id = str(
+            request_context.get("requestId")
+            or getattr(context, "request_id", None)
+            or getattr(context, "aws_request_id", None)
+            or uuid.uuid4()
+        )
+        self._db: db.Database | None = None
+
+    @property
+    def db(self) -> db.Database:
+        if self._db is None:
+            self._db = db.Database(self.settings.database_url)
+        return self._db
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> dict:
+        if not self.raw_body.strip():
+            return {}
+        try:
+            data = json.loads(self.raw_body)
+        except (ValueError, RecursionError):
+            raise BadRequest("The request body is not valid JSON.", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+        return data
+
+    @property
+    def user_id(self) -> str | None:
+        """The user named by the X-User-Id header, if any (validated)."""
+        value = self.header("X-User-Id")
+        if value is None or value.strip() == "":
+            return None
+        return valid_user_id(value.strip())
+
+    def remaining_seconds(self, budget: float) -> float:
+        """Seconds left of `budget`, also bounded by the platform's own remaining time."""
+        left = budget - (time.monotonic() - self.started)
+        get_remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        if callable(get_remaining):
+            try:
+                # Keep two seconds to answer and write the log line.
+                left = min(left, get_remaining() / 1000.0 - 2.0)
+            except Exception:  # a context we do not know: our own budget still applies
+                pass
+        return left
+
+
+def valid_user_id(value: Any) -> str:
+    if not isinstance(value, str) or not USER_ID_RE.match(value):
+        raise BadRequest(
+            "The user id must be 1-128 letters, digits or . _ - : @ + = characters.",
+            code="invalid_user_id",
+        )
+    return value
+
+
+def _headers(event: dict) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, dict):
+        for key, values in multi.items():
+            if isinstance(values, list) and values:
+                merged[str(key).lower()] = str(values[0])
+    single = event.get("headers")
+    if isinstance(single, dict):
+        for key, value in single.items():
+            if value is not None:
+                merged[str(key).lower()] = str(value)
+    return merged
+
+
+def _query(event: dict) -> dict[str, str]:
+    params = event.get("queryStringParameters")
+    if isinstance(params, dict):
+        return {str(k): str(v) for k, v in params.items() if v is not None}
+    raw = event.get("rawQueryString")
+    if isinstance(raw, str) and raw:
+        return dict(parse_qsl(raw, keep_blank_values=True))
+    return {}
+
+
+def _body(event: dict) -> str:
+    body = event.get("body")
+    if body is None:
+        return ""
+    if not isinstance(body, str):
+        # Some test harnesses pass the parsed JSON; accept it as the platforms would have sent it.
+        return json.dumps(body)
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("The request body is not valid base64.", code="invalid_body") from None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("The request body must be UTF-8 JSON.", code="invalid_body") from None
+    return body
+
+
+def cors_headers(origins: tuple[str, ...], request_origin: str | None) -> dict[str, str]:
+    if "*" in origins:
+        return {"Access-Control-Allow-Origin": "*"}
+    if request_origin and request_origin.rstrip("/") in origins:
+        return {"Access-Control-Allow-Origin": request_origin, "Vary": "Origin"}
+    # Not an allowed origin: no grant, the browser blocks the response.
+    return {"Vary": "Origin"}
+
+
+def to_event_response(response: Response, cors: dict[str, str]) -> dict:
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Cache-Control": "no-store",
+        "Access-Control-Expose-Headers": "Retry-After",
+        **cors,
+        **response.headers,
+    }
+    return {
+        "statusCode": response.status,
+        "headers": headers,
+        "body": json.dumps(response.body, ensure_ascii=False, default=str),
+        "isBase64Encoded": False,
+    }
+
+
+def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], Callable]:
+    """Makes `fn(request) -> dict | Response` into a platform `handler(event, context)`."""
+    allowed = tuple(m.upper() for m in methods)
+
+    def wrap(fn: Callable[[Request], Any]) -> Callable:
+        def handler(event, context=None):
+            log.reset()
+            log.bind(function=name)
+            origins: tuple[str, ...] = ("*",)
+            request_origin = None
+            started = time.monotonic()
+            try:
+                if isinstance(event, dict):
+                    request_origin = _headers(event).get("origin")
+                settings = load()
+                origins = settings.allowed_origins
+                request = Request(event, context, settings)
+                log.bind(request_id=request.request_id)
+                if request.method == "OPTIONS":
+                    response = Response(200, {"ok": True}, {
+                        "Access-Control-Allow-Methods": ", ".join(allowed + ("OPTIONS",)),
+                        "Access-Control-Allow-Headers": ALLOW_HEADERS,
+                        "Access-Control-Max-Age": "86400",
+                    })
+                elif request.method not in allowed:
+                    raise MethodNotAllowed(
+                        f"Use {' or '.join(allowed)} for this endpoint.",
+                        allowed=list(allowed),
+                    )
+                elif len(request.raw_body) > settings.max_body_bytes:
+                    raise PayloadTooLarge(
+                        f"The request is larger than {settings.max_body_bytes // (1024 * 1024)} MB. "
+                        "Send smaller images or image URLs."
+                    )
+                else:
+                    result = fn(request)
+                    response = result if isinstance(result, Response) else Response(200, result)
+            except HTTPError as error:
+                response = _error_response(error)
+            except db.UNAVAILABLE as error:
+                log.event("database_unavailable", error=type(error).__name__)
+                response = _error_response(ServiceUnavailable(
+                    "The database is unavailable right now. Please try again in a few seconds.",
+                    code="database_unavailable", retry_after=5,
+                ))
+            except ConfigError as error:
+                log.event("config_error", error=str(error))
+                response = _error_response(ServiceUnavailable(
+                    "The service is not configured correctly. The operator has been notified.",
+                    code="not_configured", retry_after=60,
+                ))
+            except Exception as error:  # the one place that catches everything: log, never leak
+                log.event("unhandled_error", error=type(error).__name__,
+                          trace=traceback.format_exc(limit=8)[-2000:])
+                response = _error_response(HTTPError())
+            log.event("invocation", status=response.status,
+                      duration_ms=round((time.monotonic() - started) * 1000, 1))
+            return to_event_response(response, cors_headers(origins, request_origin))
+
+        handler.__name__ = "handler"
+        handler.endpoint_name = name
+        handler.methods = allowed
+        return handler
+
+    return wrap
+
+
+def _error_response(error: HTTPError) -> Response:
+    return Response(error.status, error.body(), dict(error.headers))

@@ -1,0 +1,155 @@
+"""Image inputs and outputs: data URIs, URL rules, content sniffing, bounded downloads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+
+MAX_URL_LENGTH = 2048
+CONTENT_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+_DATA_URI = re.compile(r"^data:(image/[a-z0-9.+-]+)((?:;[a-z0-9-]+=[^;,]*)*);base64,", re.IGNORECASE)
+
+
+class InvalidImage(ValueError):
+    """Carries a sentence that names what is wrong; callers prefix the field name."""
+
+
+class DownloadError(Exception):
+    """Fetching an image failed. `transient` says whether trying again later may work."""
+
+    def __init__(self, message: str, *, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
+def sniff(data: bytes) -> str | None:
+    """The real type of an image from its first bytes: PNG, JPEG or WebP, else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image given to start: a URL, or decoded bytes from a data URI."""
+
+    url: str | None = None
+    data: bytes | None = None
+    content_type: str | None = None
+
+    @property
+    def is_data(self) -> bool:
+        return self.data is not None
+
+    def as_data_uri(self) -> str:
+        return to_data_uri(self.data, self.content_type)
+
+
+def to_data_uri(data: bytes, content_type: str) -> str:
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+def parse_image(value, *, max_bytes: int, http_origins: tuple[str, ...] = ()) -> ImageRef:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidImage("must be an image: an https:// URL or a data:image/...;base64, data URI")
+    value = value.strip()
+    if value[:5].lower() == "data:":
+        return _parse_data_uri(value, max_bytes)
+    return ImageRef(url=check_url(value, http_origins))
+
+
+def check_url(value: str, http_origins: tuple[str, ...] = ()) -> str:
+    if len(value) > MAX_URL_LENGTH:
+        raise InvalidImage(f"is a URL longer than {MAX_URL_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidImage("is a URL with spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise InvalidImage("is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidImage("must be an https:// URL or a data:image/...;base64, data URI")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidImage("is a URL with a user name or password in it; use a public image URL")
+    if scheme == "http":
+        origin = f"http://{parts.hostname}" + (f":{port}" if port else "")
+        if origin.lower() not in http_origins:
+            raise InvalidImage("must use https:// (plain http is only accepted for this server's own files)")
+    return value
+
+
+def _parse_data_uri(value: str, max_bytes: int) -> ImageRef:
+    match = _DATA_URI.match(value)
+    if not match:
+        raise InvalidImage("is a data URI that is not data:image/<type>;base64,<data>")
+    payload = value[match.end():]
+    # Base64 is 4 characters for 3 bytes: refuse oversized input before decoding it.
+    if len(payload) > (max_bytes // 3 + 1) * 4 + 4:
+        raise InvalidImage(f"is larger than {_megabytes(max_bytes)}")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("is a data URI whose base64 data is broken") from None
+    if len(data) > max_bytes:
+        raise InvalidImage(f"is larger than {_megabytes(max_bytes)}")
+    real_type = sniff(data)
+    if real_type is None:
+        raise InvalidImage("is not a PNG, JPEG or WebP image")
+    return ImageRef(data=data, content_type=real_type)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.3g} MB"
+
+
+def first_url(output) -> str | None:
+    """Replicate's output for an image model: a URL string, or a list whose first item is one."""
+    if isinstance(output, str):
+        return output or None
+    if isinstance(output, list):
+        for item in output:
+            if isinstance(item, str) and item:
+                return item
+    return None
+
+
+_session = requests.Session()
+
+
+def download(url: str, *, max_bytes: int, timeout: float = 15.0) -> tuple[bytes, str]:
+    """Fetches an image (streamed, size-capped, type-checked); returns (bytes, content type)."""
+    try:
+        with _session.get(url, stream=True, timeout=(5.0, timeout), allow_redirects=True) as response:
+            if response.status_code in (404, 410):
+                raise DownloadError("the image is no longer available", transient=False)
+            if response.status_code == 429 or response.status_code >= 500:
+                raise DownloadError(f"the image host answered {response.status_code}", transient=True)
+            if response.status_code != 200:
+                raise DownloadError(f"the image host answered {response.status_code}", transient=False)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise DownloadError(f"the image is larger than {_megabytes(max_bytes)}", transient=False)
+            chunks, size = [], 0
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"the image is larger than {_megabytes(max_bytes)}", transient=False)
+                chunks.append(chunk)
+    except requests.RequestException as error:
+        raise DownloadError(f"the image could not be fetched ({type(error).__name__})", transient=True) from None
+    data = b"".join(chunks)
+    content_type = sniff(data)
+    if content_type is None:
+        raise DownloadError("the file is not a PNG, JPEG or WebP image", transient=False)
+    return data, content_type

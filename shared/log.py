@@ -1,0 +1,36 @@
+"""One JSON line per invocation and per transition on stdout, for a platform's log search.
+
+Never pass secrets, tokens or image data here; `safe_url` trims data URIs and query strings.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import sys
+import time
+
+_invocation: contextvars.ContextVar[dict] = contextvars.ContextVar("invocation", default={})
+
+
+def bind(**fields) -> None:
+    """Fields added to every line of the current invocation (function, request id)."""
+    _invocation.set({**_invocation.get(), **fields})
+
+
+def reset() -> None:
+    _invocation.set({})
+
+
+def event(name: str, **fields) -> None:
+    record = {"ts": round(time.time(), 3), "event": name, **_invocation.get(), **fields}
+    sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def safe_url(url: str | None) -> str | None:
+    if not url:
+        return url
+    if url.startswith("data:"):
+        return url[: url.find(",")] + ",…" if "," in url else "data:…"
+    return url.split("?", 1)[0][:300]

@@ -1,0 +1,32 @@
+"""Waking the worker right after start, without making the user wait for it.
+
+The request goes out on a daemon thread and start waits at most POKE_WAIT_S for it to be sent.
+If the platform freezes the instance before it is sent, or the worker is down, nothing is lost:
+the cron ping picks the task up.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import requests
+
+from shared import log
+
+POKE_WAIT_S = 0.2
+
+
+def poke(url: str, cron_secret: str = "") -> None:
+    if not url:
+        return
+    headers = {"X-Cron-Secret": cron_secret} if cron_secret else {}
+
+    def send() -> None:
+        try:
+            requests.post(url, json={"reason": "poke"}, headers=headers, timeout=(2.0, 10.0))
+        except requests.RequestException as error:
+            log.event("poke_failed", error=type(error).__name__)
+
+    thread = threading.Thread(target=send, name="poke-worker", daemon=True)
+    thread.start()
+    thread.join(POKE_WAIT_S)

@@ -1,0 +1,268 @@
+"""Every SQL statement the functions run. Each state transition is one conditional statement:
+it changes the task only if the task is still in the state the caller saw, and writes the
+step's history row in the same statement. Losing a race means getting no row back.
+
+Task states: pending -> processing -> waiting_continue -> processing -> ... -> completed,
+or failed. While `processing`, `prediction_id IS NULL` means the step's prediction is not created
+yet: `claim_token` names the one caller allowed to create it.
+"""
+
+# --- start -------------------------------------------------------------------------------------
+
+INSERT_TASK = """
+INSERT INTO replicate_tasks (id, user_id, status, person_image, garments, prompt_hints,
+                             current_step, total_steps, created_at, updated_at,
+                             idempotency_key, request_hash)
+VALUES (%(id)s, %(user_id)s, 'pending', %(person_image)s, %(garments)s, %(prompt_hints)s,
+        0, %(total_steps)s, NOW(), NOW(), %(idempotency_key)s, %(request_hash)s)
+ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING *
+"""
+
+TASK_BY_IDEMPOTENCY_KEY = """
+SELECT * FROM replicate_tasks WHERE user_id = %(user_id)s AND idempotency_key = %(key)s
+"""
+
+# Serialises one user's starts, so two concurrent requests cannot both pass a cap check.
+LOCK_USER = "SELECT pg_advisory_xact_lock(hashtext('replicate_tasks:user:' || %(user_id)s))"
+
+USER_ACTIVE_TASKS = """
+SELECT count(*) AS n FROM replicate_tasks
+WHERE user_id = %(user_id)s AND status IN ('pending', 'processing', 'waiting_continue')
+"""
+
+USER_RECENT_STARTS = """
+SELECT count(*) AS n,
+       CEIL(EXTRACT(EPOCH FROM (MIN(created_at) + INTERVAL '1 hour' - NOW()))) AS retry_after
+FROM replicate_tasks
+WHERE user_id = %(user_id)s AND created_at > NOW() - INTERVAL '1 hour'
+"""
+
+# --- reading -----------------------------------------------------------------------------------
+
+TASK = "SELECT * FROM replicate_tasks WHERE id = %(id)s"
+
+STEP_BY_PREDICTION = """
+SELECT task_id, step, attempt, status FROM replicate_task_steps WHERE prediction_id = %(prediction_id)s
+"""
+
+TASK_IN_FLIGHT_BY_PREDICTION = """
+SELECT * FROM replicate_tasks WHERE prediction_id = %(prediction_id)s AND status = 'processing'
+"""
+
+# Steps a user started in the last hour (new looks, continues and retries alike).
+USER_RECENT_STEPS = """
+SELECT count(*) AS n FROM replicate_task_steps s JOIN replicate_tasks t ON t.id = s.task_id
+WHERE t.user_id = %(user_id)s AND s.created_at > NOW() - INTERVAL '1 hour'
+"""
+
+RECENT_STEP_SECONDS = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (completed_at - started_at))) AS median
+FROM (SELECT completed_at, started_at FROM replicate_task_steps
+      WHERE status = 'succeeded' AND started_at IS NOT NULL
+      ORDER BY completed_at DESC LIMIT 50) recent
+"""
+
+# --- launching a step's prediction ---------------------------------------------------------------
+
+_NEW_STEP_ROW = """
+history AS (
+    INSERT INTO replicate_task_steps (task_id, step, attempt, status)
+    SELECT id, current_step, attempt, 'starting' FROM claimed
+    ON CONFLICT (task_id, step, attempt) DO UPDATE SET status = 'starting', error = NULL
+)
+SELECT * FROM claimed
+"""
+
+# Worker: new tasks, and steps whose claim went stale before a prediction was recorded (the run
+# that claimed them died). Oldest first; rows locked by another worker are skipped, not waited on.
+CLAIM_TO_LAUNCH = """
+WITH due AS (
+    SELECT id FROM replicate_tasks
+    WHERE (status = 'pending' OR (status = 'processing' AND prediction_id IS NULL))
+      AND (claimed_at IS NULL OR claimed_at < NOW() - make_interval(secs => %(stale_s)s))
+      AND (not_before IS NULL OR not_before <= NOW())
+    ORDER BY created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE replicate_tasks t
+    SET status = 'processing',
+        current_step = CASE WHEN t.status = 'pending' THEN 1 ELSE t.current_step END,
+        claim_token = %(token)s, claimed_at = NOW(), not_before = NULL, updated_at = NOW()
+    FROM due WHERE t.id = due.id
+    RETURNING t.*
+), """ + _NEW_STEP_ROW
+
+# Continue: the next step, from the image the user just looked at.
+CLAIM_CONTINUE = """
+WITH claimed AS (
+    UPDATE replicate_tasks
+    SET status = 'processing', current_step = current_step + 1, attempt = 1,
+        prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
+        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, updated_at = NOW()
+    WHERE id = %(id)s AND status = 'waiting_continue' AND current_step < total_steps
+    RETURNING *
+), """ + _NEW_STEP_ROW
+
+# Retry: the failed step again, from the last good image, as a new attempt.
+CLAIM_RETRY = """
+WITH claimed AS (
+    UPDATE replicate_tasks
+    SET status = 'processing', current_step = GREATEST(current_step, 1),
+        attempt = CASE WHEN current_step = 0 THEN 1 ELSE attempt + 1 END,
+        prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
+        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, updated_at = NOW()
+    WHERE id = %(id)s AND status = 'failed' AND total_steps >= 1
+    RETURNING *
+), """ + _NEW_STEP_ROW
+
+_CLAIM_HELD = "id = %(id)s AND status = 'processing' AND prediction_id IS NULL AND claim_token = %(token)s"
+
+LAUNCHED = f"""
+WITH t AS (
+    UPDATE replicate_tasks
+    SET prediction_id = %(prediction_id)s, step_started_at = NOW(), checked_at = NOW(),
+        claim_token = NULL, claimed_at = NULL, updated_at = NOW()
+    WHERE {_CLAIM_HELD}
+    RETURNING *
+), history AS (
+    UPDATE replicate_task_steps s
+    SET status = 'processing', prediction_id = %(prediction_id)s, started_at = NOW()
+    FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
+)
+SELECT * FROM t
+"""
+
+LAUNCH_FAILED = f"""
+WITH t AS (
+    UPDATE replicate_tasks
+    SET status = 'failed', error_message = %(error)s, claim_token = NULL, claimed_at = NULL,
+        updated_at = NOW()
+    WHERE {_CLAIM_HELD}
+    RETURNING *
+), history AS (
+    UPDATE replicate_task_steps s
+    SET status = 'failed', error = %(error)s, completed_at = NOW()
+    FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
+)
+SELECT * FROM t
+"""
+
+# A transient error: give the claim back; the worker tries again after the back-off.
+LAUNCH_DEFERRED = f"""
+UPDATE replicate_tasks
+SET claim_token = NULL, claimed_at = NULL,
+    not_before = NOW() + make_interval(secs => %(delay_s)s), updated_at = NOW()
+WHERE {_CLAIM_HELD}
+RETURNING id
+"""
+
+# --- reconciling a running prediction ------------------------------------------------------------
+
+# Checker: predictions in flight, least recently checked first, each checked by one run at a time.
+CLAIM_TO_CHECK = """
+UPDATE replicate_tasks t SET checked_at = NOW()
+FROM (
+    SELECT id FROM replicate_tasks
+    WHERE status = 'processing' AND prediction_id IS NOT NULL
+      AND (checked_at IS NULL OR checked_at < NOW() - make_interval(secs => %(recheck_s)s))
+    ORDER BY checked_at NULLS FIRST
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE t.id = due.id
+RETURNING t.*
+"""
+
+# status?force_check=true and webhooks: the same claim for one task.
+CLAIM_ONE_TO_CHECK = """
+UPDATE replicate_tasks SET checked_at = NOW()
+WHERE id = %(id)s AND status = 'processing' AND prediction_id IS NOT NULL
+  AND (checked_at IS NULL OR checked_at < NOW() - make_interval(secs => %(recheck_s)s))
+RETURNING *
+"""
+
+IN_FLIGHT_NOT_CHECKED_SINCE = """
+SELECT count(*) AS n FROM replicate_tasks
+WHERE status = 'processing' AND prediction_id IS NOT NULL
+  AND (checked_at IS NULL OR checked_at < %(since)s)
+"""
+
+DB_NOW = "SELECT NOW() AS now"
+
+_PREDICTION_CURRENT = "id = %(id)s AND status = 'processing' AND prediction_id = %(prediction_id)s"
+
+STEP_SUCCEEDED = f"""
+WITH t AS (
+    UPDATE replicate_tasks
+    SET status = CASE WHEN current_step >= total_steps THEN 'completed' ELSE 'waiting_continue' END,
+        intermediate_result = %(image_url)s,
+        result_url = CASE WHEN current_step >= total_steps THEN %(image_url)s ELSE result_url END,
+        error_message = NULL, updated_at = NOW()
+    WHERE {_PREDICTION_CURRENT}
+    RETURNING *
+), history AS (
+    UPDATE replicate_task_steps s
+    SET status = 'succeeded', image_url = %(image_url)s, replicate_output = %(output)s,
+        error = NULL, completed_at = NOW()
+    FROM t WHERE s.prediction_id = %(prediction_id)s
+)
+SELECT * FROM t
+"""
+
+STEP_FAILED = f"""
+WITH t AS (
+    UPDATE replicate_tasks
+    SET status = 'failed', error_message = %(error)s, updated_at = NOW()
+    WHERE {_PREDICTION_CURRENT}
+    RETURNING *
+), history AS (
+    UPDATE replicate_task_steps s
+    SET status = %(step_status)s, error = %(error)s, completed_at = NOW()
+    FROM t WHERE s.prediction_id = %(prediction_id)s
+)
+SELECT * FROM t
+"""
+
+# --- the user's other choices --------------------------------------------------------------------
+
+FINISH = """
+UPDATE replicate_tasks
+SET status = 'completed', result_url = intermediate_result, error_message = NULL,
+    current_step = CASE WHEN status = 'failed' THEN GREATEST(current_step - 1, 1) ELSE current_step END,
+    claim_token = NULL, claimed_at = NULL, updated_at = NOW()
+WHERE id = %(id)s
+  AND (status = 'waiting_continue' OR (status = 'failed' AND intermediate_result IS NOT NULL))
+RETURNING *
+"""
+
+CANCEL = """
+WITH t AS (
+    UPDATE replicate_tasks
+    SET status = 'failed', error_message = %(error)s, claim_token = NULL, claimed_at = NULL,
+        updated_at = NOW()
+    WHERE id = %(id)s AND status IN ('pending', 'processing')
+    RETURNING *
+), history AS (
+    UPDATE replicate_task_steps s
+    SET status = 'canceled', error = %(error)s, completed_at = NOW()
+    FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
+      AND s.status IN ('starting', 'processing')
+)
+SELECT * FROM t
+"""
+
+# The status view in one round trip: the task and the latest attempt of each step.
+TASK_VIEW = """
+SELECT t.*, t.created_at::timestamptz AS created_at_tz, t.updated_at::timestamptz AS updated_at_tz,
+       COALESCE((
+           SELECT json_agg(s ORDER BY s.step) FROM (
+               SELECT DISTINCT ON (step) step, attempt, status, prediction_id, image_url, error,
+                      started_at, completed_at
+               FROM replicate_task_steps WHERE task_id = t.id
+               ORDER BY step, attempt DESC
+           ) s
+       ), '[]'::json) AS steps
+FROM replicate_tasks t WHERE t.id = %(id)s
+"""

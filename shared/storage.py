@@ -1,0 +1,146 @@
+"""Where images live once the project has them: S3 (or any S3-compatible store) or a local folder.
+
+Replicate deletes API prediction outputs an hour after they are made, so every step's image is
+copied here before a user is shown it, and the next step reads it from here.
+Keys are `tasks/<task id>/<name>.<ext>`; nothing here lists a bucket or folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.images import CONTENT_TYPES
+from shared.settings import ConfigError, Settings
+
+_KEY = re.compile(r"^tasks/[0-9a-f-]{36}/[a-z0-9-]{1,64}\.(png|jpg|webp)$")
+
+
+class StorageError(Exception):
+    """The store could not be reached or refused a write: transient, try again later."""
+
+
+def key_for(task_id: str, name: str, content_type: str) -> str:
+    key = f"tasks/{task_id}/{name}.{CONTENT_TYPES[content_type]}"
+    if not _KEY.match(key):
+        raise ValueError(f"not a storage key: {key!r}")
+    return key
+
+
+class _Store:
+    public_url: str
+
+    def key_of(self, url: str) -> str | None:
+        """The key of a URL this store handed out, or None for anyone else's URL."""
+        prefix = self.public_url + "/"
+        if url.startswith(prefix) and _KEY.match(url[len(prefix):]):
+            return url[len(prefix):]
+        return None
+
+
+class LocalStorage(_Store):
+    def __init__(self, root: str, public_url: str):
+        if not public_url:
+            raise ConfigError("PUBLIC_FILES_URL must be set with LOCAL_STORAGE_DIR")
+        self.root = Path(root).resolve()
+        self.public_url = public_url.rstrip("/")
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename: a reader never sees half a file.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except OSError as error:
+            raise StorageError(f"local storage write failed: {error.strerror}") from None
+        return f"{self.public_url}/{key}"
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except OSError as error:
+            raise StorageError(f"local storage read failed: {error.strerror}") from None
+
+    def is_public(self) -> bool:
+        host = (urlsplit(self.public_url).hostname or "").lower()
+        return not (host in ("localhost", "0.0.0.0") or host.startswith("127.") or host.endswith(".local"))
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"not a storage key: {key!r}")
+        return self.root / key
+
+
+_s3_clients: dict[tuple, object] = {}
+_s3_lock = threading.Lock()
+
+
+class S3Storage(_Store):
+    def __init__(self, bucket: str, endpoint_url: str, public_url: str):
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url or None
+        if public_url:
+            self.public_url = public_url.rstrip("/")
+        elif endpoint_url:
+            self.public_url = f"{endpoint_url.rstrip('/')}/{bucket}"
+        else:
+            self.public_url = f"https://{bucket}.s3.amazonaws.com"
+
+    @property
+    def client(self):
+        # One client per instance and endpoint: warm calls reuse its connection pool.
+        cache_key = (self.endpoint_url, os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_DEFAULT_REGION"))
+        with _s3_lock:
+            client = _s3_clients.get(cache_key)
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                client = boto3.client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 3, "mode": "standard"}),
+                )
+                _s3_clients[cache_key] = client
+            return client
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not _KEY.match(key):
+            raise ValueError(f"not a storage key: {key!r}")
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                CacheControl="public, max-age=31536000, immutable",
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"S3 write failed: {type(error).__name__}") from None
+        return f"{self.public_url}/{key}"
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"S3 read failed: {type(error).__name__}") from None
+
+    def is_public(self) -> bool:
+        return True
+
+
+def from_settings(settings: Settings):
+    """The configured store, or None: then images stay where they were (the original behaviour)."""
+    if settings.s3_bucket:
+        return S3Storage(settings.s3_bucket, settings.s3_endpoint_url, settings.s3_public_url)
+    if settings.local_storage_dir:
+        return LocalStorage(settings.local_storage_dir, settings.public_files_url)
+    return None
