@@ -388,7 +388,7 @@ class Simulator:
             cancel_after = parse_duration(headers["cancel-after"])
             if cancel_after is None or cancel_after < 5:
                 raise SimError(422, "Invalid Cancel-After", "Cancel-After must be a duration of at least 5 seconds")
-        now = time.time()
+        now = round(time.time(), 6)  # the precision timestamps are rendered with
         with self._lock:
             duration = self.faults.duration_s if self.faults.duration_s is not None else self.duration_s
             outcome = self.faults.outcomes.pop(0) if self.faults.outcomes else self.faults.default_outcome

@@ -30,6 +30,7 @@ from shared.tasks import CATEGORY_WORDS, garments_of
 
 MAX_OUTPUT_BYTES = 25 * 1024 * 1024
 CANCELED_BY_USER = "canceled by user"
+CANCEL_AFTER_SLACK_S = 3.0
 
 
 def step_input(settings: Settings, storage, task: dict) -> dict:
@@ -170,13 +171,15 @@ class Observation:
     retry_after: float | None = None
 
 
-def _past_deadline(settings: Settings, task: dict) -> bool:
+def _past_deadline(settings: Settings, task: dict, slack_s: float = 0.0) -> bool:
+    """Whether the step ran longer than STEP_TIMEOUT_S. `slack_s` lets an end that Replicate
+    made at our Cancel-After (counted from its creation, a moment before we recorded it) count."""
     started = task.get("step_started_at")
     if started is None:
         return False
     if started.tzinfo is None:
         started = started.replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - started).total_seconds() > settings.step_timeout_s
+    return (datetime.now(timezone.utc) - started).total_seconds() > settings.step_timeout_s - slack_s
 
 
 def timeout_message(settings: Settings, step: int) -> str:
@@ -210,13 +213,14 @@ def observe(settings: Settings, api: ReplicateAPI, storage, task: dict, predicti
         detail = (prediction.error or "").strip().splitlines()
         reason = f": {detail[0][:200]}" if detail else ""
         seen.failure = f"The try-on model could not finish step {step}{reason}. Press Retry to try again."
-    elif status == "canceled":
+    elif status in ("canceled", "aborted"):
         seen.failure_status = "canceled"
-        seen.failure = (timeout_message(settings, step) if _past_deadline(settings, task)
-                        else f"Step {step} was canceled at Replicate. Press Retry to run it again.")
-    elif status == "aborted":
-        seen.failure_status = "canceled"
-        seen.failure = f"Replicate could not start step {step} in time. Press Retry to try again."
+        if _past_deadline(settings, task, slack_s=CANCEL_AFTER_SLACK_S):
+            seen.failure = timeout_message(settings, step)
+        elif status == "canceled":
+            seen.failure = f"Step {step} was canceled at Replicate. Press Retry to run it again."
+        else:
+            seen.failure = f"Replicate could not start step {step} in time. Press Retry to try again."
     elif _past_deadline(settings, task):
         cancel_quietly(api, prediction.id)
         seen.failure_status = "canceled"

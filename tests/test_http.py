@@ -1,0 +1,119 @@
+"""The shared wrapper: event shapes, CORS and OPTIONS, methods, and errors that never leak."""
+
+import json
+import uuid
+
+import pytest
+
+from tests.conftest import look, make_event
+
+
+@pytest.mark.parametrize("name,methods", [
+    ("start", "POST, OPTIONS"), ("worker", "GET, POST, OPTIONS"), ("checker", "GET, POST, OPTIONS"),
+    ("continue_", "POST, OPTIONS"), ("status", "GET, OPTIONS"),
+])
+def test_options_answers_the_preflight(fn, name, methods):
+    reply = fn.call(name, "OPTIONS", headers={"Origin": "https://shop.example.com"})
+    assert reply.status == 200
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert reply.headers["Access-Control-Allow-Methods"] == methods
+    assert reply.headers["Access-Control-Allow-Headers"] == "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
+    assert int(reply.headers["Access-Control-Max-Age"]) > 0
+
+
+def test_the_aws_http_api_v2_event_shape_works_like_the_yandex_one(fn, sim):
+    task_id = fn.start(look(1)).body["task_id"]
+    reply = fn.call("status", "GET", shape="aws_v2", query={"task_id": task_id}, headers={"X-User-Id": "user-1"})
+    assert reply.status == 200 and reply.body["task_id"] == task_id
+    created = fn.call("start", "POST", shape="aws_v2", body=look(1), headers={"x-user-id": "user-2"})
+    assert created.status == 200 and created.body["status"] == "pending"
+
+
+def test_a_base64_encoded_body_is_decoded(fn, sim):
+    reply = fn.call("start", "POST", body=look(1), headers={"X-User-Id": "u"}, base64_body=True)
+    assert reply.status == 200
+
+
+def test_header_names_are_case_insensitive(fn, sim):
+    reply = fn.call("start", "POST", body=look(1), headers={"x-USER-id": "case-user"})
+    assert reply.status == 200
+    assert fn.status(reply.body["task_id"], user="case-user").status == 200
+
+
+def test_the_header_user_wins_over_the_body_user(fn, sim):
+    reply = fn.start(look(1, user_id="body-user"), user="header-user")
+    assert fn.status(reply.body["task_id"], user="header-user").status == 200
+    assert fn.status(reply.body["task_id"], user="body-user").status == 404
+
+
+def test_the_body_user_id_is_used_when_there_is_no_header(fn, sim):
+    reply = fn.start(look(1, user_id="body-user"), user=None)
+    assert reply.status == 200
+    assert fn.status(reply.body["task_id"], user="body-user").status == 200
+
+
+def test_a_database_that_is_down_is_a_503_with_retry_after_and_cors(fn, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    reply = fn.status(str(uuid.uuid4()))
+    assert reply.status == 503
+    assert reply.body == {"error": "The database is unavailable right now. Please try again in a few seconds.",
+                          "code": "database_unavailable"}
+    assert reply.headers["Retry-After"] == "5"
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_missing_setting_is_a_503_that_does_not_name_secrets(fn, monkeypatch):
+    monkeypatch.delenv("REPLICATE_API_TOKEN")
+    reply = fn.worker()
+    assert reply.status == 503 and reply.body["code"] == "not_configured"
+    assert "REPLICATE" not in reply.raw["body"]
+
+
+def test_an_unexpected_exception_is_a_generic_500_and_the_trace_goes_to_the_log(fn, monkeypatch, capsys):
+    from shared import tasks
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internals: password=hunter2")
+
+    monkeypatch.setattr(tasks, "start", explode)
+    reply = fn.start(look(1))
+    assert reply.status == 500
+    assert reply.body == {"error": "Something went wrong on our side. Please try again in a minute.",
+                          "code": "internal_error"}
+    assert "hunter2" not in reply.raw["body"]
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any(entry["event"] == "unhandled_error" and "RuntimeError" in entry["trace"] for entry in logged)
+
+
+def test_every_invocation_writes_one_structured_log_line(fn, capsys):
+    fn.call("status", "GET", query={"task_id": str(uuid.uuid4())})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    invocations = [line for line in lines if line["event"] == "invocation"]
+    assert len(invocations) == 1
+    assert invocations[0]["function"] == "status" and invocations[0]["status"] == 404
+    assert invocations[0]["request_id"] and invocations[0]["duration_ms"] >= 0
+
+
+def test_allowed_origins_echo_a_listed_origin_and_grant_nothing_to_others(fn, monkeypatch):
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://shop.example.com, https://m.shop.example.com")
+    allowed = fn.call("status", "OPTIONS", headers={"Origin": "https://m.shop.example.com"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://m.shop.example.com"
+    assert allowed.headers["Vary"] == "Origin"
+    other = fn.call("status", "GET", headers={"Origin": "https://evil.example.net"}, query={"task_id": "x"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_a_timer_trigger_invocation_runs_the_cron_path_without_the_secret(fn, monkeypatch, sim):
+    from pathlib import Path
+
+    monkeypatch.setenv("CRON_SECRET", "s3cret")
+    timer = json.loads((Path(__file__).parent / "events" / "yandex_timer.json").read_text())
+    fn.start(look(1))
+    assert fn.call("worker", event=timer).body["started"] == 1
+    assert fn.call("checker", event=timer).status == 200
+
+
+def test_response_bodies_are_json_strings_never_bytes(fn):
+    raw = fn.handlers["status"](make_event("GET", query={"task_id": str(uuid.uuid4())}), None)
+    assert isinstance(raw["body"], str) and raw["isBase64Encoded"] is False

@@ -1,0 +1,81 @@
+"""Guarantee 2: a crash between any two steps leaves nothing stuck; the next ping recovers it."""
+
+import secrets
+import time
+
+import psycopg2
+
+from shared import queries
+from shared.db import Database
+from tests.conftest import drive, look
+
+
+def claim_like_a_run_that_then_died(env):
+    """Takes the claim exactly as the worker does, then 'crashes' (never creates or records)."""
+    return Database(env["DATABASE_URL"]).all(
+        queries.CLAIM_TO_LAUNCH, {"stale_s": 90, "limit": 10, "token": secrets.token_hex(16)})
+
+
+def test_a_claim_left_by_a_crashed_worker_is_re_driven_after_the_stale_interval(fn, sim, env, monkeypatch):
+    task_id = fn.start(look(1)).body["task_id"]
+    assert [t["id"] for t in claim_like_a_run_that_then_died(env)] == [task_id]
+    assert fn.worker().body["started"] == 0  # a fresh claim is someone else's work in progress
+    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
+    time.sleep(0.3)
+    assert fn.worker().body["started"] == 1
+    assert drive(fn, task_id, "completed")["status"] == "completed"
+    assert sim.stats["predictions_created"] == 1
+
+
+def test_a_crash_after_create_costs_at_most_one_extra_prediction(fn, sim, env, monkeypatch):
+    from shared import engine, storage
+    from shared.replicate_api import ReplicateAPI
+    from shared.settings import load
+
+    task_id = fn.start(look(1)).body["task_id"]
+    [claimed] = claim_like_a_run_that_then_died(env)
+    settings = load()
+    # The dying run got as far as creating the prediction, then died before recording it.
+    engine.create_prediction(settings, ReplicateAPI(settings), storage.from_settings(settings), claimed)
+    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
+    time.sleep(0.3)
+    assert drive(fn, task_id, "completed")["status"] == "completed"
+    assert sim.stats["predictions_created"] == 2
+
+
+def test_a_step_launched_by_a_run_whose_claim_was_taken_over_is_canceled_not_recorded(fn, sim, env, monkeypatch):
+    from shared import engine, storage
+    from shared.replicate_api import ReplicateAPI
+    from shared.settings import load
+
+    task_id = fn.start(look(1)).body["task_id"]
+    [slow_claim] = claim_like_a_run_that_then_died(env)
+    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
+    time.sleep(0.3)
+    assert fn.worker().body["started"] == 1  # the re-drive
+    settings = load()
+    # The slow run wakes up and finishes its launch: its claim token no longer holds.
+    outcome = engine.launch(Database(env["DATABASE_URL"]), settings, ReplicateAPI(settings),
+                            storage.from_settings(settings), slow_claim)
+    assert outcome.outcome == "lost"
+    assert sim.predictions[outcome.prediction_id].status == "canceled"
+    view = drive(fn, task_id, "completed")
+    assert view["steps"][0]["prediction_id"] != outcome.prediction_id
+
+
+def test_a_checker_that_died_mid_run_leaves_the_task_for_the_next_ping(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    # The dying checker claimed the task for checking and then vanished.
+    Database(env["DATABASE_URL"]).all(queries.CLAIM_TO_CHECK, {"recheck_s": 0, "limit": 10})
+    assert drive(fn, task_id, "completed")["status"] == "completed"
+
+
+def test_a_continue_whose_launch_crashed_is_started_by_the_worker(fn, sim, env, monkeypatch):
+    task_id = fn.start(look(2)).body["task_id"]
+    drive(fn, task_id, "waiting_continue")
+    Database(env["DATABASE_URL"]).one(queries.CLAIM_CONTINUE, {"id": task_id, "token": "died"})
+    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
+    time.sleep(0.3)
+    assert drive(fn, task_id, "completed")["status"] == "completed"
+    assert sim.stats["predictions_created"] == 2

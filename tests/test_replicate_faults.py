@@ -1,0 +1,165 @@
+"""Guarantee 3 and the permanent failures: what Replicate does wrong, and what the task does."""
+
+import time
+
+import psycopg2
+import pytest
+
+from tests.conftest import drive, look, wait_until
+
+
+def test_429_then_503_on_create_defer_the_step_and_the_next_pings_create_it_once(fn, sim):
+    sim.set_faults(create_failures=[{"status": 429, "retry_after": 1}, {"status": 503, "retry_after": 1}])
+    task_id = fn.start(look(1)).body["task_id"]
+    first = fn.worker().body
+    assert (first["started"], first["deferred"], first["throttled"]) == (0, 1, True)
+    assert fn.status(task_id).body["status"] == "processing"
+    assert fn.worker().body["started"] == 0  # Retry-After: 1 is honoured: no call before it passes
+    assert sim.stats["create_calls"] == 1
+    time.sleep(1.1)
+    assert fn.worker().body["deferred"] == 1
+    time.sleep(1.1)
+    assert fn.worker().body["started"] == 1
+    assert drive(fn, task_id, "completed")["error_message"] is None
+    assert (sim.stats["create_calls"], sim.stats["predictions_created"]) == (3, 1)
+
+
+def test_a_create_that_times_out_is_retried_later_and_never_fails_the_task(fn, sim, monkeypatch):
+    monkeypatch.setenv("REPLICATE_TIMEOUT_S", "0.3")
+    sim.set_faults(latency_s=1.0)
+    task_id = fn.start(look(1)).body["task_id"]
+    began = time.monotonic()
+    reply = fn.worker().body
+    assert time.monotonic() - began < 1.0
+    assert reply["deferred"] == 1
+    sim.set_faults(latency_s=0.0)
+    monkeypatch.setenv("CLAIM_STALE_S", "0.1")
+    assert drive(fn, task_id, "completed", timeout=20)["status"] == "completed"
+    # The timed-out call may still have created a prediction at Replicate: at most one extra.
+    assert sim.stats["predictions_created"] <= 2
+
+
+def test_40_percent_of_reads_failing_never_fails_a_task(fn, sim):
+    sim.set_faults(read_failure_rate=0.4, read_failure_status=503)
+    tasks = [fn.start(look(1), user=f"u{i}").body["task_id"] for i in range(6)]
+    errors = 0
+
+    def all_done():
+        nonlocal errors
+        fn.worker()
+        errors += fn.checker().body["errors"]
+        return all(fn.status(t, user=f"u{i}").body["status"] == "completed" for i, t in enumerate(tasks))
+
+    wait_until(all_done, timeout=30, interval=0.05)
+    assert errors > 0
+    assert sim.stats["read_failures"] > 0
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_read_error_leaves_the_task_processing_and_the_checker_answers(fn, sim, status):
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    wait_until(sim.wait_idle)
+    sim.set_faults(read_failure_rate=1.0, read_failure_status=status)
+    reply = fn.checker().body
+    assert (reply["checked"], reply["errors"]) == (0, 1)
+    assert fn.status(task_id).body["status"] == "processing"
+
+
+def test_the_client_never_retries_behind_our_back(fn, sim):
+    for i in range(3):
+        fn.start(look(1), user=f"u{i}")
+    fn.worker()
+    wait_until(sim.wait_idle)
+    sim.set_faults(read_failure_rate=1.0, read_failure_status=429)
+    began = time.monotonic()
+    fn.checker()
+    # The replicate client alone would retry each 429 up to 10 times with backoff.
+    assert sim.stats["get_calls"] == 3
+    assert time.monotonic() - began < 2.0
+
+
+def test_a_failed_prediction_fails_the_step_with_the_models_reason(fn, sim):
+    sim.set_faults(outcomes=["failed"], failure_error="No person detected in the image\nTraceback: ...")
+    task_id = fn.start(look(2)).body["task_id"]
+    view = drive(fn, task_id, "failed")
+    assert view["error_message"] == ("The try-on model could not finish step 1: No person detected in the image. "
+                                     "Press Retry to try again.")
+    assert view["steps"][0]["status"] == "failed"
+
+
+def test_an_aborted_prediction_fails_the_step_instead_of_crashing_the_checker(fn, sim):
+    sim.set_faults(outcomes=["aborted"])
+    task_id = fn.start(look(1)).body["task_id"]
+    view = drive(fn, task_id, "failed")
+    assert view["error_message"] == "Replicate could not start step 1 in time. Press Retry to try again."
+    assert view["steps"][0]["status"] == "canceled"
+
+
+def test_a_list_output_is_read_as_its_first_url_and_stored(fn, sim, env):
+    sim.set_faults(output_format="list")
+    task_id = fn.start(look(1)).body["task_id"]
+    view = drive(fn, task_id, "completed")
+    assert view["result_url"].startswith(env["PUBLIC_FILES_URL"] + "/tasks/")
+    assert "[" not in view["result_url"]
+
+
+def test_a_prediction_replicate_no_longer_knows_fails_the_step(fn, sim):
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    sim.forget(fn.status(task_id).body["steps"][0]["prediction_id"])
+    view = drive(fn, task_id, "failed")
+    assert view["error_message"] == "Replicate no longer has the prediction for step 1. Press Retry to run it again."
+    assert fn.act(task_id, "retry").status == 200
+
+
+def test_an_output_removed_before_the_checker_ran_fails_the_step_with_a_reason(fn, sim):
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    wait_until(sim.wait_idle)
+    sim.expire_outputs()
+    view = drive(fn, task_id, "failed")
+    assert view["error_message"] == "Replicate deleted the image of step 1 before it could be saved. Press Retry to run it again."
+
+
+@pytest.mark.parametrize("status,message", [
+    (401, "The try-on service could not sign in to Replicate. The site's operator needs to check the API token."),
+    (402, "The try-on service has run out of Replicate credit. Please try again later."),
+    (422, "Replicate did not accept this step's images: Input validation failed."),
+])
+def test_a_permanent_create_error_fails_the_step_with_a_sentence_a_person_understands(fn, sim, status, message):
+    sim.set_faults(create_failures=[{"status": status, "detail": "Input validation failed" if status == 422 else None}])
+    task_id = fn.start(look(1)).body["task_id"]
+    assert fn.worker().body["failed"] == 1
+    view = fn.status(task_id).body
+    assert (view["status"], view["error_message"]) == ("failed", message)
+    assert view["steps"][0]["status"] == "failed"
+
+
+def test_one_broken_task_does_not_stop_the_worker_or_the_checker_for_the_others(fn, sim, env):
+    good = [fn.start(look(1), user=f"u{i}").body["task_id"] for i in range(3)]
+    broken = fn.start(look(1), user="u9").body["task_id"]
+    with psycopg2.connect(env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE replicate_tasks SET garments = 'not json at all' WHERE id = %s", (broken,))
+    conn.close()
+    assert fn.worker().body["started"] == 3
+    view = fn.status(broken, user="u9").body
+    assert view["status"] == "failed"
+    assert view["error_message"] == "Step 1 has no garment: this task's garment list cannot be read."
+    for i, task_id in enumerate(good):
+        assert drive(fn, task_id, "completed", user=f"u{i}")["status"] == "completed"
+
+
+def test_a_step_past_its_deadline_is_canceled_at_replicate_and_fails_with_a_reason(fn, sim, monkeypatch):
+    monkeypatch.setenv("STEP_TIMEOUT_S", "5")
+    sim.set_faults(duration_s=60)
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    prediction_id = fn.status(task_id).body["steps"][0]["prediction_id"]
+    assert sim.predictions[prediction_id].cancel_deadline is not None  # Cancel-After was sent
+    view = drive(fn, task_id, "failed", timeout=15)
+    assert view["error_message"] == "Step 1 took longer than 5 seconds and was stopped. Press Retry to run it again."
+    assert sim.predictions[prediction_id].status in ("canceled", "aborted")
+    sim.set_faults(duration_s=0.3)
+    assert fn.act(task_id, "retry").status == 200
+    assert drive(fn, task_id, "completed")["status"] == "completed"
