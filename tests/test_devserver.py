@@ -1,0 +1,75 @@
+"""`python -m devserver` as `make run` starts it: embedded PostgreSQL, the simulator, local files,
+the built-in cron, the web page, and the seed's procedure over real HTTP."""
+
+import signal
+import time
+
+import psutil
+import requests
+
+from tests.conftest import PERSON, GARMENTS, start_devserver, wait_until
+
+
+def user(name="curl-user"):
+    return {"X-User-Id": name}
+
+
+def test_it_serves_the_web_page_and_its_assets(devserver):
+    page = requests.get(devserver.url + "/", timeout=10)
+    assert page.status_code == 200 and 'data-testid="start"' in page.text
+    for asset in ("app.js", "config.js", "style.css"):
+        assert requests.get(f"{devserver.url}/{asset}", timeout=10).status_code == 200
+    assert requests.get(devserver.url + "/../README.md", timeout=10).status_code == 404
+    assert requests.get(devserver.url + "/files/../../etc/passwd", timeout=10).status_code == 404
+
+
+def test_the_seed_procedure_runs_over_http_with_the_built_in_cron(devserver):
+    created = requests.post(devserver.url + "/start", headers=user(),
+                            json={"person_image": PERSON, "garments": GARMENTS[:3]}, timeout=10)
+    assert created.status_code == 200
+    task_id = created.json()["task_id"]
+
+    def status():
+        return requests.get(devserver.url + "/status", params={"task_id": task_id}, headers=user(), timeout=10).json()
+
+    for step in (1, 2):
+        view = wait_until(lambda: (v := status())["status"] == "waiting_continue" and v["current_step"] == step and v, timeout=30)
+        image = requests.get(view["intermediate_result"], timeout=10)
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+        assert requests.post(devserver.url + "/continue", headers=user(), json={"task_id": task_id}, timeout=10).status_code == 200
+    final = wait_until(lambda: (v := status())["status"] == "completed" and v, timeout=30)
+    assert final["result_url"].startswith(devserver.url + "/files/tasks/")
+    checker = requests.get(devserver.url + "/checker", timeout=30).json()
+    assert checker["message"].startswith("Checked ")
+
+
+def test_each_request_becomes_a_platform_event_and_cors_and_options_work(devserver):
+    preflight = requests.options(devserver.url + "/start", headers={"Origin": "https://site.example"}, timeout=10)
+    assert preflight.status_code == 200
+    assert "X-User-Id" in preflight.headers["Access-Control-Allow-Headers"]
+    missing = requests.get(devserver.url + "/status", timeout=10)
+    assert missing.status_code == 400 and missing.json() == {"error": "task_id is required", "code": "missing_field"}
+    assert missing.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_ctrl_c_stops_everything_it_started_and_a_second_run_keeps_the_data(tmp_path):
+    first = start_devserver(tmp_path, "--no-cron")
+    task_id = requests.post(first.url + "/start", headers=user(), timeout=10,
+                            json={"person_image": PERSON, "garments": GARMENTS[:1]}).json()["task_id"]
+    assert first.stop(signal.SIGINT) == 0
+
+    def postgres_running():
+        return [p for p in psutil.process_iter(["name", "cmdline"])
+                if p.info["name"] == "postgres" and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+
+    wait_until(lambda: not postgres_running(), timeout=15)
+    began = time.monotonic()
+    second = start_devserver(tmp_path, "--no-cron")
+    try:
+        assert time.monotonic() - began < 60
+        view = requests.get(second.url + "/status", params={"task_id": task_id}, headers=user(), timeout=10).json()
+        assert view["task_id"] == task_id and view["total_steps"] == 1
+        assert "cron      off (--no-cron)" in "".join(second.output)
+    finally:
+        second.stop()
+    wait_until(lambda: not postgres_running(), timeout=15)

@@ -1,0 +1,10 @@
+// One URL per function. The defaults talk to the devserver that serves this page (`make run`).
+// A site hosting this page replaces them with its deployed function URLs, for example
+//   start: "https://functions.yandexcloud.net/d4e...".
+window.TRYON_CONFIG = Object.assign({
+  start: "/start",
+  status: "/status",
+  continue: "/continue",
+  maxGarments: 5,
+  pollSeconds: 2,
+}, window.TRYON_CONFIG || {});
