@@ -1,0 +1,200 @@
+"""The web page in a real browser (Debian's Chromium, headless, driven by Playwright) against the
+devserver: upload, create, step 1, continue, final image, download; finish early; fail and retry."""
+
+import io
+import os
+import time
+
+import pytest
+import requests
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason="Debian's Chromium is not installed (apt-get install -y chromium); .ci/run installs it"),
+]
+
+
+def picture(path, colour, size, garment=False):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, (255, 255, 255) if garment else colour)
+    if garment:
+        ImageDraw.Draw(image).rectangle((size[0] // 5, size[1] // 6, size[0] * 4 // 5, size[1] * 5 // 6), fill=colour)
+    image.save(path, "PNG")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    return {
+        "person": picture(folder / "person.png", (214, 190, 170), (1800, 2400)),
+        "shirt": picture(folder / "shirt.png", (40, 90, 200), (500, 500), garment=True),
+        "skirt": picture(folder / "skirt.png", (200, 40, 60), (500, 500), garment=True),
+    }
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-gpu", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, devserver):
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.console_errors = []
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    yield page
+    context.close()
+
+
+def sim_faults(devserver, **faults):
+    requests.post(devserver.sim_url + "/_sim/faults", json=faults, timeout=10).raise_for_status()
+
+
+def fill_look(page, images, garments=("shirt", "skirt")):
+    page.get_by_test_id("person-input").set_input_files(images["person"])
+    page.get_by_test_id("garment-input").first.set_input_files(images[garments[0]])
+    for index, name in enumerate(garments[1:], start=1):
+        page.get_by_test_id("add-garment").click()
+        page.get_by_test_id("garment-input").nth(index).set_input_files(images[name])
+        page.get_by_test_id("garment-category").nth(index).select_option("lower_body")
+
+
+def wait_status(page, status):
+    page.wait_for_function(f"document.querySelector('[data-testid=progress]').dataset.status === '{status}'")
+
+
+def test_the_whole_flow_with_two_garments_ends_in_a_downloadable_png(page, devserver, images):
+    page.goto(devserver.url + "/")
+    fill_look(page, images)
+    starts = []
+    page.on("request", lambda r: r.url.endswith("/start") and r.method == "POST" and starts.append(r))
+    page.get_by_test_id("start").click()
+    page.get_by_test_id("continue").wait_for(state="visible")
+    assert page.get_by_test_id("progress").inner_text() == "Шаг 1 из 2 готов!"
+    assert page.get_by_test_id("continue").inner_text() == "Продолжить (шаг 2/2)"
+    first_image = page.get_by_test_id("step-image").get_attribute("src")
+    assert first_image.startswith(devserver.url + "/files/")
+    # The upload was downscaled in the browser to at most 1024 px before it was sent.
+    sent = starts[0].post_data_json
+    from base64 import b64decode
+    from PIL import Image
+    person = Image.open(io.BytesIO(b64decode(sent["person_image"].split(",", 1)[1])))
+    assert max(person.size) == 1024
+    assert sent["garments"][1]["category"] == "lower_body"
+
+    page.get_by_test_id("continue").click()
+    wait_status(page, "completed")
+    assert page.get_by_test_id("progress").inner_text() == "Готово! Образ собран (2 из 2)"
+    final_image = page.get_by_test_id("step-image").get_attribute("src")
+    assert final_image != first_image
+    with page.expect_download() as download_info:
+        page.get_by_test_id("download").click()
+    path = download_info.value.path()
+    data = open(path, "rb").read()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert Image.open(io.BytesIO(data)).size == (768, 1024)
+    assert download_info.value.suggested_filename == "look-step-2.png"
+    assert page.console_errors == []
+
+
+def test_finish_here_after_step_one_makes_it_the_result(page, devserver, images):
+    page.goto(devserver.url + "/")
+    fill_look(page, images)
+    page.get_by_test_id("start").click()
+    page.get_by_test_id("finish").wait_for(state="visible")
+    step_one = page.get_by_test_id("step-image").get_attribute("src")
+    page.get_by_test_id("finish").click()
+    wait_status(page, "completed")
+    assert page.get_by_test_id("progress").inner_text() == "Готово! Образ собран (1 из 2)"
+    assert page.get_by_test_id("step-image").get_attribute("src") == step_one
+    assert page.get_by_test_id("continue").is_hidden()
+    assert page.console_errors == []
+
+
+def test_a_failed_step_shows_the_reason_and_retry_runs_it_again(page, devserver, images):
+    page.goto(devserver.url + "/")
+    fill_look(page, images, garments=("shirt",))
+    sim_faults(devserver, outcomes=["failed"], failure_error="No person detected in the image")
+    page.get_by_test_id("start").click()
+    page.get_by_test_id("retry").wait_for(state="visible")
+    error = page.get_by_test_id("error")
+    assert error.is_visible()
+    assert "No person detected in the image" in error.inner_text()
+    assert page.get_by_test_id("progress").inner_text() == "Шаг 1 из 1 не получился"
+    page.get_by_test_id("retry").click()
+    wait_status(page, "completed")
+    assert page.get_by_test_id("error").is_hidden()
+    assert page.get_by_test_id("step-image").is_visible()
+    assert page.console_errors == []
+
+
+def test_a_reload_keeps_following_the_same_task(page, devserver, images):
+    page.goto(devserver.url + "/")
+    fill_look(page, images)
+    page.get_by_test_id("start").click()
+    page.wait_for_url("**/?task=*")
+    task_url = page.url
+    page.reload()
+    assert page.url == task_url
+    page.get_by_test_id("continue").wait_for(state="visible")
+    assert page.get_by_test_id("progress").inner_text() == "Шаг 1 из 2 готов!"
+    assert page.console_errors == []
+
+
+def test_a_double_click_on_continue_sends_one_request(page, devserver, images):
+    page.goto(devserver.url + "/")
+    fill_look(page, images)
+    page.get_by_test_id("start").click()
+    page.get_by_test_id("continue").wait_for(state="visible")
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/continue") and sent.append(r.post_data_json))
+    page.get_by_test_id("continue").dblclick()
+    wait_status(page, "completed")
+    assert sent == [{"task_id": page.url.split("task=")[1], "action": "continue"}]
+    assert page.get_by_test_id("error").is_hidden()
+
+
+def test_english_with_lang_en_and_a_phone_sized_screen(browser, devserver):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(devserver.url + "/?lang=en")
+    assert page.get_by_test_id("start").inner_text() == "Create look"
+    assert page.get_by_test_id("add-garment").inner_text() == "Add garment"
+    assert page.get_by_test_id("progress").inner_text() == "Your look will appear here"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # nothing sticks out sideways on a phone
+    context.close()
+    assert errors == []
+
+
+def test_cancel_while_a_step_runs(page, devserver, images):
+    sim_faults(devserver, duration_s=30)
+    try:
+        page.goto(devserver.url + "/")
+        fill_look(page, images, garments=("shirt",))
+        page.get_by_test_id("start").click()
+        page.get_by_test_id("cancel").wait_for(state="visible")
+        wait_status(page, "processing")
+        page.get_by_test_id("cancel").click()
+        wait_status(page, "failed")
+        assert page.get_by_test_id("error").inner_text() == "canceled by user"
+        assert page.get_by_test_id("retry").is_visible()
+    finally:
+        sim_faults(devserver, duration_s=None)
