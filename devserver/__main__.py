@@ -170,11 +170,11 @@ def main(argv=None) -> int:
     print(f"Try-on functions running ({time.monotonic() - began:.1f} s to start):\n{server.banner()}\n"
           "Press Ctrl-C to stop.", flush=True)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(3600):
-            pass
-    except KeyboardInterrupt:
+    # Explicit handlers: a process started in the background of a script inherits SIGINT as
+    # ignored, and Ctrl-C or a supervisor's SIGTERM must stop everything either way.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    while not stopped.wait(3600):
         pass
     print("\nStopping...", flush=True)
     server.stop()

@@ -74,3 +74,33 @@ def test_ctrl_c_stops_everything_it_started_and_a_second_run_keeps_the_data(tmp_
     finally:
         second.stop()
     wait_until(lambda: not postgres_running(), timeout=15)
+
+
+def test_a_handler_that_raises_is_a_bare_502_as_on_the_platforms_and_the_log_says_why():
+    from devserver.server import Platform, to_event
+
+    logged = []
+    platform = Platform(None, instances_per_function=1, log=logged.append)
+    try:
+        def broken(event, context):
+            raise ValueError("handler bug")
+
+        platform.handlers["status"] = broken
+        event = to_event("GET", "/status", "task_id=x", {"Host": ["localhost"]}, b"", "127.0.0.1")
+        response = platform.invoke("status", event)
+    finally:
+        platform.shutdown()
+    assert response["statusCode"] == 502
+    assert "Access-Control-Allow-Origin" not in response["headers"]
+    assert "ValueError: handler bug" in logged[0]
+
+
+def test_binary_bodies_reach_the_handler_base64_encoded():
+    from devserver.server import to_event
+
+    event = to_event("POST", "/start", "", {"Content-Type": ["application/octet-stream"]}, b"\xff\xd8\xff\x00", "127.0.0.1")
+    assert event["isBase64Encoded"] is True and event["body"] == "/9j/AA=="
+    text = to_event("POST", "/start", "a=1&a=2", {}, b'{"x": 1}', "127.0.0.1")
+    assert (text["isBase64Encoded"], text["body"]) == (False, '{"x": 1}')
+    assert text["multiValueQueryStringParameters"] == {"a": ["1", "2"]}
+    assert text["requestContext"]["requestId"]
