@@ -497,6 +497,11 @@ class Simulator:
             return [{**self.predictions[i].to_json(self.url), "sim_input": self.predictions[i].input}
                     for i in self._order if i in self.predictions]
 
+    def snapshot_one(self, prediction_id: str) -> dict:
+        """The prediction as the API would return it now."""
+        with self._lock:
+            return self.predictions[prediction_id].to_json(self.url)
+
     def created_inputs(self) -> list[dict]:
         """The input of every prediction created, oldest first (kept after data removal)."""
         with self._lock:

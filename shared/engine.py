@@ -306,7 +306,8 @@ def run_checker(db: Database, settings: Settings, api: ReplicateAPI, storage, re
         while remaining() > 1.0:
             if time.monotonic() < pause_until:
                 break
-            tasks = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": workers})
+            tasks = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": workers,
+                                                    "run_started": since})
             if not tasks:
                 break
             futures = {pool.submit(observe, settings, api, storage, task): task for task in tasks}

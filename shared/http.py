@@ -28,6 +28,7 @@ from shared.errors import (
     ServiceUnavailable,
 )
 from shared.settings import ConfigError, Settings, load
+from shared.storage import StorageError
 
 ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
 USER_ID_RE = re.compile(r"^[A-Za-z0-9._:@+=\-]{1,128}$")
@@ -229,6 +230,12 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                 response = _error_response(ServiceUnavailable(
                     "The database is unavailable right now. Please try again in a few seconds.",
                     code="database_unavailable", retry_after=5,
+                ))
+            except StorageError as error:
+                log.event("storage_unavailable", error=str(error))
+                response = _error_response(ServiceUnavailable(
+                    "Image storage is unavailable right now. Please try again in a minute.",
+                    code="storage_unavailable", retry_after=30,
                 ))
             except ConfigError as error:
                 log.event("config_error", error=str(error))

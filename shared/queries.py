@@ -160,13 +160,15 @@ RETURNING id
 
 # --- reconciling a running prediction ------------------------------------------------------------
 
-# Checker: predictions in flight, least recently checked first, each checked by one run at a time.
+# Checker: predictions in flight, least recently checked first, each checked by one run at a time
+# and at most once per run (`run_started` is when this run began).
 CLAIM_TO_CHECK = """
 UPDATE replicate_tasks t SET checked_at = NOW()
 FROM (
     SELECT id FROM replicate_tasks
     WHERE status = 'processing' AND prediction_id IS NOT NULL
-      AND (checked_at IS NULL OR checked_at < NOW() - make_interval(secs => %(recheck_s)s))
+      AND (checked_at IS NULL
+           OR checked_at < LEAST(NOW() - make_interval(secs => %(recheck_s)s), %(run_started)s))
     ORDER BY checked_at NULLS FIRST
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

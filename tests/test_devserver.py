@@ -22,6 +22,8 @@ def test_it_serves_the_web_page_and_its_assets(devserver):
         assert requests.get(f"{devserver.url}/{asset}", timeout=10).status_code == 200
     assert requests.get(devserver.url + "/../README.md", timeout=10).status_code == 404
     assert requests.get(devserver.url + "/files/../../etc/passwd", timeout=10).status_code == 404
+    for folder in ("/files/", "/files/tasks/"):  # stored images are never listed
+        assert requests.get(devserver.url + folder, timeout=10).status_code == 404
 
 
 def test_the_seed_procedure_runs_over_http_with_the_built_in_cron(devserver):

@@ -67,7 +67,8 @@ def test_a_checker_that_died_mid_run_leaves_the_task_for_the_next_ping(fn, sim, 
     task_id = fn.start(look(1)).body["task_id"]
     fn.worker()
     # The dying checker claimed the task for checking and then vanished.
-    Database(env["DATABASE_URL"]).all(queries.CLAIM_TO_CHECK, {"recheck_s": 0, "limit": 10})
+    database = Database(env["DATABASE_URL"])
+    database.all(queries.CLAIM_TO_CHECK, {"recheck_s": 0, "limit": 10, "run_started": database.scalar(queries.DB_NOW)})
     assert drive(fn, task_id, "completed")["status"] == "completed"
 
 

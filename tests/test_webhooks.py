@@ -1,0 +1,193 @@
+"""Replicate webhooks on the checker: signed (verified), unsigned (a hint, re-read from the API),
+redelivered and orphaned; and the cron checker as the safety net."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from tests.conftest import drive, look, wait_until
+
+
+@pytest.fixture
+def checker_url(env, monkeypatch):
+    """The checker reachable over HTTP (the devserver's own front), so the simulator's webhooks
+    really arrive, signed, as they would from Replicate."""
+    from devserver.server import Platform, make_server
+
+    server = make_server("127.0.0.1", 0)
+    server.platform = Platform(None, instances_per_function=4, log=lambda *_: None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/checker"
+    monkeypatch.setenv("CHECKER_URL", url)
+    yield url
+    server.shutdown()
+    server.server_close()
+    server.platform.shutdown()
+
+
+@pytest.fixture
+def signed(sim, monkeypatch):
+    monkeypatch.setenv("REPLICATE_WEBHOOK_SECRET", sim.webhook_secret)
+    return sim.webhook_secret
+
+
+def webhook_event_for(sim, prediction_id, *, message_id="msg_test1", timestamp=None, body=None, signature=None):
+    prediction = sim.snapshot_one(prediction_id) if body is None else body
+    raw = json.dumps(prediction)
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return raw, {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature or sim.sign(message_id, timestamp, raw.encode()),
+    }
+
+
+def post_webhook(fn, raw, headers):
+    return fn.call("checker", "POST", body=raw, headers=headers)
+
+
+def launched(fn, sim, garments=2):
+    task_id = fn.start(look(garments)).body["task_id"]
+    fn.worker()
+    return task_id, fn.status(task_id).body["steps"][0]["prediction_id"]
+
+
+def test_with_checker_url_predictions_ask_for_the_completed_webhook(fn, sim, checker_url):
+    _, prediction_id = launched(fn, sim)
+    prediction = sim.predictions[prediction_id]
+    assert (prediction.webhook, prediction.events_filter) == (checker_url, ["completed"])
+
+
+def test_a_signed_webhook_moves_the_step_on_within_a_second_without_any_cron(fn, sim, signed, checker_url):
+    task_id, prediction_id = launched(fn, sim)
+    view = wait_until(lambda: (v := fn.status(task_id).body)["status"] == "waiting_continue" and v, timeout=10)
+    done_at = sim.predictions[prediction_id].completed_at
+    from datetime import datetime
+    shown_at = datetime.fromisoformat(view["updated_at"].replace("Z", "+00:00")).timestamp()
+    assert 0 <= shown_at - done_at < 1.0
+    assert sim.stats["get_calls"] == 0  # signed: the body is the prediction, no API read needed
+    assert any(entry["status"] == 200 for entry in sim.webhook_log)
+
+
+def test_a_bad_signature_is_a_401_and_changes_nothing(fn, sim, signed):
+    task_id, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    raw, headers = webhook_event_for(sim, prediction_id)
+    headers["webhook-signature"] = "v1," + "A" * 43 + "="
+    reply = post_webhook(fn, raw, headers)
+    assert reply.status == 401 and reply.body["code"] == "bad_signature"
+    assert fn.status(task_id).body["status"] == "processing"
+
+
+@pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_a_missing_signature_header_is_a_401(fn, sim, signed, missing):
+    _, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    raw, headers = webhook_event_for(sim, prediction_id)
+    del headers[missing]
+    assert post_webhook(fn, raw, headers).status == 401
+
+
+def test_a_timestamp_more_than_five_minutes_off_is_rejected(fn, sim, signed):
+    _, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    stale, headers = webhook_event_for(sim, prediction_id, timestamp=int(time.time()) - 301)
+    assert post_webhook(fn, stale, headers).status == 401
+    fresh, headers = webhook_event_for(sim, prediction_id, timestamp=int(time.time()) - 200)
+    assert post_webhook(fn, fresh, headers).status == 200
+
+
+def test_any_one_of_several_signatures_may_match(fn, sim, signed):
+    task_id, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    raw, headers = webhook_event_for(sim, prediction_id)
+    headers["webhook-signature"] = "v1,bm90IHRoaXMgb25l " + headers["webhook-signature"]
+    reply = post_webhook(fn, raw, headers)
+    assert reply.status == 200 and reply.body["outcome"] == "ready"
+    assert fn.status(task_id).body["status"] == "waiting_continue"
+
+
+def test_a_tampered_body_fails_the_signature(fn, sim, signed):
+    _, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    raw, headers = webhook_event_for(sim, prediction_id)
+    forged = raw.replace(sim.url, "https://evil.example.net")
+    assert post_webhook(fn, forged, headers).status == 401
+
+
+def test_without_a_secret_a_forged_succeeded_body_moves_nothing(fn, sim):
+    sim.set_faults(duration_s=30)
+    task_id, prediction_id = launched(fn, sim)
+    forged = {**sim.snapshot_one(prediction_id), "status": "succeeded", "output": "https://evil.example.net/x.png"}
+    reply = fn.call("checker", "POST", body=forged, headers={"webhook-id": "msg_forged"})
+    assert reply.status == 200
+    view = fn.status(task_id).body
+    assert view["status"] == "processing" and view["intermediate_result"] is None
+    assert sim.stats["get_calls"] == 1  # the hint was checked against the API
+
+
+def test_without_a_secret_the_api_answer_is_applied_whatever_the_body_says(fn, sim):
+    task_id, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    stale_hint = {**sim.snapshot_one(prediction_id), "status": "processing", "output": None}
+    reply = fn.call("checker", "POST", body=stale_hint, headers={"webhook-id": "msg_hint"})
+    assert (reply.status, reply.body["outcome"]) == (200, "ready")
+    assert fn.status(task_id).body["status"] == "waiting_continue"
+
+
+def test_a_redelivered_webhook_answers_2xx_and_changes_nothing(fn, sim, signed):
+    task_id, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    raw, headers = webhook_event_for(sim, prediction_id, message_id="msg_same")
+    assert post_webhook(fn, raw, headers).body["outcome"] == "ready"
+    first = fn.status(task_id).body
+    again = post_webhook(fn, raw, headers)
+    assert again.status == 200 and again.body["outcome"] == "ignored"
+    assert fn.status(task_id).body == first
+
+
+def test_a_webhook_for_an_orphan_is_acknowledged_and_a_running_orphan_is_canceled(fn, sim, signed):
+    sim.set_faults(duration_s=30)
+    task_id, prediction_id = launched(fn, sim)
+    fn.act(task_id, "cancel")
+    orphan = sim.create({"version": "cuuupid/idm-vton", "input": {"human_img": "https://a/b.png", "garm_img": "https://a/c.png"}},
+                        headers={})
+    raw, headers = webhook_event_for(sim, orphan["id"])
+    reply = post_webhook(fn, raw, headers)
+    assert reply.status == 200 and reply.body["outcome"] == "ignored"
+    assert sim.predictions[orphan["id"]].status == "canceled"
+    assert fn.status(task_id).body["status"] == "failed"
+
+
+def test_a_webhook_that_is_not_a_prediction_is_a_400(fn, sim, signed):
+    raw, headers = webhook_event_for(sim, "x", body={"hello": "world"})
+    reply = post_webhook(fn, raw, headers)
+    assert reply.status == 400 and reply.body["code"] == "invalid_webhook"
+
+
+def test_a_plain_post_to_the_checker_is_a_cron_run(fn, sim):
+    reply = fn.call("checker", "POST", body="")
+    assert reply.status == 200 and reply.body["message"] == "Checked 0 predictions"
+
+
+def test_a_dropped_webhook_is_recovered_by_the_cron_checker(fn, sim, signed, checker_url):
+    sim.set_faults(webhook_drop=True)
+    task_id, _ = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    time.sleep(0.3)
+    assert fn.status(task_id).body["status"] == "processing"
+    assert drive(fn, task_id, "waiting_continue")["intermediate_result"]
+
+
+def test_the_webhook_answers_well_under_a_second_including_saving_the_image(fn, sim, signed):
+    task_id, prediction_id = launched(fn, sim)
+    wait_until(sim.wait_idle)
+    raw, headers = webhook_event_for(sim, prediction_id)
+    began = time.monotonic()
+    reply = post_webhook(fn, raw, headers)
+    elapsed = time.monotonic() - began
+    assert reply.body["outcome"] == "ready"
+    assert elapsed < 1.0
