@@ -294,55 +294,10 @@ def drive(fn: Functions, task_id: str, until: str | tuple, user: str = "user-1",
 
 # --- the devserver as a user runs it -------------------------------------------------------------
 
-class RunningDevserver:
-    def __init__(self, process, url: str, sim_url: str, output: list):
-        self.process, self.url, self.sim_url, self.output = process, url, sim_url, output
+def start_devserver(data_dir, *args, **kwargs):
+    from devserver.launch import start
 
-    def stop(self, sig=None) -> int:
-        import signal
-
-        self.process.send_signal(sig or signal.SIGINT)
-        return self.process.wait(timeout=30)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_devserver(data_dir, *args, env_overrides=None, timeout=90.0) -> RunningDevserver:
-    """Starts `python -m devserver` in a clean environment (no DATABASE_URL, no token) and waits
-    until it prints that it is running."""
-    import re
-    import subprocess
-    import sys
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
-    env.update(env_overrides or {})
-    env["PYTHONUNBUFFERED"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devserver", "--port", str(port), "--data-dir", str(data_dir), *args],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    ready = threading.Event()
-
-    def read():
-        for line in process.stdout:
-            output.append(line)
-            if "Press Ctrl-C to stop." in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(timeout):
-        process.kill()
-        raise AssertionError("devserver did not start:\n" + "".join(output[-40:]))
-    banner = "".join(output)
-    sim_url = re.search(r"simulator at (http://\S+)", banner)
-    return RunningDevserver(process, f"http://127.0.0.1:{port}", sim_url[1] if sim_url else "", output)
+    return start(data_dir, *args, clear_env=ENV_NAMES, **kwargs)
 
 
 @pytest.fixture(scope="session")
