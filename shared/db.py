@@ -90,14 +90,25 @@ class Database:
         return connection(self.dsn, self.application_name)
 
     def one(self, sql: str, params: Any = None) -> dict | None:
-        with self._cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchone() if cur.description else None
+        return self._run(sql, params, lambda cur: cur.fetchone() if cur.description else None)
 
     def all(self, sql: str, params: Any = None) -> list[dict]:
+        return self._run(sql, params, lambda cur: cur.fetchall() if cur.description else [])
+
+    def _run(self, sql: str, params: Any, fetch) -> Any:
+        try:
+            with self._cursor() as cur:
+                cur.execute(sql, params)
+                return fetch(cur)
+        except UNAVAILABLE:
+            # The connection died under us (the server restarted or dropped it a moment ago).
+            # A plain SELECT has no effects, so it is safe to run once more on a new connection;
+            # a write is not retried: it may have committed, and the caller answers 503 instead.
+            if not sql.lstrip().upper().startswith("SELECT"):
+                raise
         with self._cursor() as cur:
             cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
+            return fetch(cur)
 
     def scalar(self, sql: str, params: Any = None) -> Any:
         row = self.one(sql, params)

@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 
 from shared import db
-from tests.conftest import look
+from tests.conftest import look, wait_until
 
 
 def backend_pid():
@@ -24,23 +24,44 @@ def test_warm_invocations_reuse_one_connection(fn, sim):
     assert backend_pid() == first
 
 
-def test_a_connection_the_server_dropped_is_replaced_without_an_error(fn, sim, env):
-    task_id = fn.start(look(1)).body["task_id"]
-    old = backend_pid()
+def terminate(env, pid):
     admin = psycopg2.connect(env["DATABASE_URL"])
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(%s)", (old,))
-    admin.close()
-    reply = fn.status(task_id)
-    assert reply.status == 200
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            wait_until(lambda: cur.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)) or not cur.fetchone())
+    finally:
+        admin.close()
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(fn, sim, env, monkeypatch):
+    task_id = fn.start(look(1)).body["task_id"]
+    old = backend_pid()
+    terminate(env, old)
+    statements = []
+    real_cursor = db.Database._cursor
+    monkeypatch.setattr(db.Database, "_cursor", lambda self: statements.append(1) or real_cursor(self))
+    assert fn.status(task_id).status == 200
+    assert statements == [1]  # noticed before the first statement: no failed attempt
     assert backend_pid() != old
 
 
-def test_a_failed_transaction_does_not_poison_the_next_invocation(fn, sim, env):
-    database = db.Database(env["DATABASE_URL"])
-    with pytest.raises(psycopg2.errors.UndefinedTable):
-        with database.transaction() as cur:
-            cur.execute("SELECT * FROM no_such_table")
-    assert db._local.conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
-    assert fn.status(str(uuid.uuid4())).status == 404
+def test_a_read_on_a_connection_that_dies_at_that_moment_is_retried_once(fn, sim, env, monkeypatch):
+    task_id = fn.start(look(1)).body["task_id"]
+    old = backend_pid()
+    terminate(env, old)
+    monkeypatch.setattr(db, "_alive", lambda conn: not conn.closed)  # the race: it looked alive
+    assert fn.status(task_id).status == 200
+    assert backend_pid() != old
+
+
+def test_a_write_on_a_connection_that_dies_is_not_retried_and_answers_503(fn, sim, env, monkeypatch):
+    task_id = fn.start(look(1)).body["task_id"]
+    terminate(env, backend_pid())
+    monkeypatch.setattr(db, "_alive", lambda conn: not conn.closed)
+    reply = fn.worker()  # its first statement is the claim, a write
+    assert reply.status == 503 and reply.body["code"] == "database_unavailable"
+    assert sim.stats["create_calls"] == 0
+    assert fn.status(task_id).body["status"] == "pending"
+    assert fn.worker().body["started"] == 1  # the next ping, on a new connection
