@@ -6,7 +6,7 @@ PORT ?= 8000
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test migrate package clean
+.PHONY: run test migrate audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,12 @@ test: $(VENV)/.dev-deps
 migrate: $(VENV)/.run-deps
 	$(BIN)/python -m migrations
 
+# Vulnerability audit of the runtime requirements (pip-audit, in a virtualenv of its own).
+# --strict: a dependency that could not be checked is a failure, never a silent pass.
+audit:
+	$(PYTHON) -m venv .venv-audit
+	.venv-audit/bin/pip install --disable-pip-version-check -q pip-audit==2.10.1
+	.venv-audit/bin/pip-audit --strict --progress-spinner off -r requirements.txt
+
 clean:
-	rm -rf $(VENV) dist .pytest_cache
+	rm -rf $(VENV) .venv-audit dist .pytest_cache

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import re
 import sys
 import time
 
@@ -22,9 +23,25 @@ def reset() -> None:
     _invocation.set({})
 
 
+# Replicate tokens, webhook secrets, data URIs' payloads, and passwords in URLs.
+_SECRETS = re.compile(r"(r8_[A-Za-z0-9]{6,}|whsec_[A-Za-z0-9+/=]{8,}|;base64,[A-Za-z0-9+/=]{16,}|://[^/@\s:]+:[^/@\s]+@)")
+
+
+def redact(text: str) -> str:
+    def hide(match: re.Match) -> str:
+        found = match.group(0)
+        if found.startswith(";base64,"):
+            return ";base64,…"
+        if found.startswith("://"):
+            return "://***@"
+        return found[:found.index("_") + 1] + "***"
+
+    return _SECRETS.sub(hide, text)
+
+
 def event(name: str, **fields) -> None:
     record = {"ts": round(time.time(), 3), "event": name, **_invocation.get(), **fields}
-    sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.write(redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 

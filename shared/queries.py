@@ -50,10 +50,21 @@ TASK_IN_FLIGHT_BY_PREDICTION = """
 SELECT * FROM replicate_tasks WHERE prediction_id = %(prediction_id)s AND status = 'processing'
 """
 
-# Steps a user started in the last hour (new looks, continues and retries alike).
+# Steps a user started in the last hour (new looks, continues and retries alike), plus the first
+# step of each look still waiting for the worker: admitted spending, not yet a step row.
 USER_RECENT_STEPS = """
-SELECT count(*) AS n FROM replicate_task_steps s JOIN replicate_tasks t ON t.id = s.task_id
-WHERE t.user_id = %(user_id)s AND s.created_at > NOW() - INTERVAL '1 hour'
+SELECT (SELECT count(*) FROM replicate_task_steps s JOIN replicate_tasks t ON t.id = s.task_id
+        WHERE t.user_id = %(user_id)s AND s.created_at > NOW() - INTERVAL '1 hour')
+     + (SELECT count(*) FROM replicate_tasks WHERE user_id = %(user_id)s AND status = 'pending') AS n
+"""
+
+ALL_ACTIVE_TASKS = """
+SELECT count(*) AS n FROM replicate_tasks WHERE status IN ('pending', 'processing', 'waiting_continue')
+"""
+
+ALL_RECENT_STEPS = """
+SELECT (SELECT count(*) FROM replicate_task_steps WHERE created_at > NOW() - INTERVAL '1 hour')
+     + (SELECT count(*) FROM replicate_tasks WHERE status = 'pending') AS n
 """
 
 RECENT_STEP_SECONDS = """

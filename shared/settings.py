@@ -39,6 +39,8 @@ class Settings:
     max_active_tasks_per_user: int
     start_rate_per_user: int
     max_image_bytes: int
+    max_active_tasks: int
+    max_steps_per_hour: int
     # Not in the contract's list: internal knobs with safe defaults, for tests and operators.
     claim_stale_s: float
     recheck_interval_s: float
@@ -113,6 +115,8 @@ def load(env=None) -> Settings:
         max_active_tasks_per_user=_int(env, "MAX_ACTIVE_TASKS_PER_USER", 3, minimum=1),
         start_rate_per_user=_int(env, "START_RATE_PER_USER", 30, minimum=1),
         max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 3 * 1024 * 1024, minimum=1024),
+        max_active_tasks=_int(env, "MAX_ACTIVE_TASKS", 1000, minimum=1),
+        max_steps_per_hour=_int(env, "MAX_STEPS_PER_HOUR", 2000, minimum=1),
         claim_stale_s=_float(env, "CLAIM_STALE_S", 90.0),
         recheck_interval_s=_float(env, "RECHECK_INTERVAL_S", 3.0),
         replicate_timeout_s=_float(env, "REPLICATE_TIMEOUT_S", 15.0),

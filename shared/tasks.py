@@ -197,6 +197,7 @@ def _replayed(row: dict, fingerprint: str) -> dict:
 
 
 def check_caps(db: Database, settings: Settings, user_id: str, cur=None) -> None:
+    """Start's caps: the user's unfinished looks and hourly starts, then the site-wide ones."""
     def count(sql: str) -> dict:
         if cur is None:
             return db.one(sql, {"user_id": user_id})
@@ -215,17 +216,29 @@ def check_caps(db: Database, settings: Settings, user_id: str, cur=None) -> None
             f"You have started {recent['n']} looks in the last hour, the most allowed. Please try again later.",
             code="start_rate_limited", retry_after=int(recent["retry_after"] or 60),
         )
+    if count(queries.ALL_ACTIVE_TASKS)["n"] >= settings.max_active_tasks:
+        raise TooManyRequests("The try-on service is very busy right now. Please try again in a few minutes.",
+                              code="service_busy", retry_after=300)
+    check_site_step_budget(count(queries.ALL_RECENT_STEPS)["n"], settings)
 
 
 def check_step_budget(db: Database, settings: Settings, user_id: str) -> None:
     """Continue and Retry each start a paid prediction: at most START_RATE_PER_USER looks' worth
-    of steps (x MAX_GARMENTS) an hour, so a Retry loop cannot spend without bound."""
+    of steps (x MAX_GARMENTS) an hour per user, and MAX_STEPS_PER_HOUR for the whole site, so a
+    Retry loop cannot spend without bound."""
     limit = settings.start_rate_per_user * settings.max_garments
     if db.scalar(queries.USER_RECENT_STEPS, {"user_id": user_id}) >= limit:
         raise TooManyRequests(
             f"You have run {limit} try-on steps in the last hour, the most allowed. Please try again later.",
             code="step_rate_limited", retry_after=600,
         )
+    check_site_step_budget(db.scalar(queries.ALL_RECENT_STEPS), settings)
+
+
+def check_site_step_budget(steps_last_hour: int, settings: Settings) -> None:
+    if steps_last_hour >= settings.max_steps_per_hour:
+        raise TooManyRequests("The try-on service has reached its hourly limit. Please try again later.",
+                              code="service_busy", retry_after=600)
 
 
 def _keep(storage, task_id: str, name: str, ref: ImageRef) -> str:
