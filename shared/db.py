@@ -9,13 +9,15 @@ transaction; multi-statement work uses `transaction()`, which always ends with C
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import select
 import threading
 from typing import Any, Iterator
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
-import psycopg2.extras
 
 from shared.settings import ConfigError
 
@@ -36,7 +38,6 @@ def _connect(dsn: str, application_name: str):
         keepalives_count=3,
         # A statement or lock wait must never outlive the function's own timeout.
         options="-c statement_timeout=15000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000",
-        cursor_factory=psycopg2.extras.RealDictCursor,
     )
     conn.autocommit = True
     return conn
@@ -79,6 +80,16 @@ def close() -> None:
     _local.conn = None
 
 
+def rows(cur) -> list[dict]:
+    if not cur.description:
+        return []
+    names = [column.name for column in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
 class Database:
     """Named queries run through here; parameters are always bound, never formatted in."""
 
@@ -90,29 +101,57 @@ class Database:
         return connection(self.dsn, self.application_name)
 
     def one(self, sql: str, params: Any = None) -> dict | None:
-        return self._run(sql, params, lambda cur: cur.fetchone() if cur.description else None)
+        found = self.all(sql, params)
+        return found[0] if found else None
 
     def all(self, sql: str, params: Any = None) -> list[dict]:
-        return self._run(sql, params, lambda cur: cur.fetchall() if cur.description else [])
-
-    def _run(self, sql: str, params: Any, fetch) -> Any:
-        try:
-            with self._cursor() as cur:
-                cur.execute(sql, params)
-                return fetch(cur)
-        except UNAVAILABLE:
-            # The connection died under us (the server restarted or dropped it a moment ago).
-            # A plain SELECT has no effects, so it is safe to run once more on a new connection;
-            # a write is not retried: it may have committed, and the caller answers 503 instead.
-            if not sql.lstrip().upper().startswith("SELECT"):
-                raise
-        with self._cursor() as cur:
-            cur.execute(sql, params)
-            return fetch(cur)
+        return self._run(lambda cur: cur.execute(sql, params), read_only=_is_select(sql))
 
     def scalar(self, sql: str, params: Any = None) -> Any:
         row = self.one(sql, params)
         return None if row is None else next(iter(row.values()))
+
+    def prepared(self, name: str, sql: str, params: dict) -> list[dict]:
+        """A hot read as a server-side prepared statement: planned once per connection.
+        Behind a transaction pooler (pgbouncer), where the next statement may reach another
+        server connection, it falls back to the plain query for the rest of this connection."""
+        names, positional = _positional(sql)
+        values = [params[n] for n in names]
+
+        def execute(cur) -> None:
+            conn = cur.connection
+            prepared = _prepared_names(conn)
+            if prepared is None:
+                cur.execute(sql, params)
+                return
+            if name not in prepared:
+                try:
+                    cur.execute(f"PREPARE {name} AS {positional}")
+                except psycopg2.errors.DuplicatePreparedStatement:
+                    pass
+                prepared.add(name)
+            try:
+                cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(values))})", values)
+            except psycopg2.errors.InvalidSqlStatementName:
+                _local.prepared = None  # a pooler moved us: plain queries from now on
+                cur.execute(sql, params)
+
+        return self._run(execute, read_only=True)
+
+    def _run(self, execute, *, read_only: bool) -> list[dict]:
+        try:
+            with self._cursor() as cur:
+                execute(cur)
+                return rows(cur)
+        except UNAVAILABLE:
+            # The connection died under us (the server restarted or dropped it a moment ago).
+            # A read has no effects, so it is safe to run once more on a new connection; a write
+            # is not retried: it may have committed, and the caller answers 503 instead.
+            if not read_only:
+                raise
+        with self._cursor() as cur:
+            execute(cur)
+            return rows(cur)
 
     @contextlib.contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -126,7 +165,8 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A cursor inside BEGIN ... COMMIT; any exception rolls back and propagates."""
+        """A cursor inside BEGIN ... COMMIT; any exception rolls back and propagates.
+        Rows come back as dicts through `rows(cur)`."""
         conn = self._conn()
         try:
             with conn.cursor() as cur:
@@ -141,3 +181,21 @@ class Database:
         except UNAVAILABLE:
             close()
             raise
+
+
+@functools.lru_cache(maxsize=64)
+def _positional(sql: str) -> tuple[list[str], str]:
+    """`%(name)s` parameters as PREPARE's `$1, $2...`: the names in order, and the rewritten SQL."""
+    names = list(dict.fromkeys(_NAMED.findall(sql)))
+    return names, _NAMED.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
+
+
+def _is_select(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
+def _prepared_names(conn) -> set | None:
+    """Statements prepared on this instance's connection; None once a pooler ruled them out."""
+    if getattr(_local, "prepared_for", None) is not conn:
+        _local.prepared_for, _local.prepared = conn, set()
+    return _local.prepared

