@@ -82,6 +82,7 @@ class Faults:
 
     create_failures: list = field(default_factory=list)   # [{"status": 429, "retry_after": 1, "detail": ".."}]
     cancel_failures: list = field(default_factory=list)
+    read_failures: list = field(default_factory=list)     # the next reads' failures, in order
     read_failure_rate: float = 0.0                         # GET prediction / list calls that fail
     read_failure_status: int = 503
     latency_s: float = 0.0                                 # added to every API call
@@ -485,6 +486,9 @@ class Simulator:
 
     def _maybe_fail_read(self) -> None:
         with self._lock:
+            if self.faults.read_failures:
+                self.stats["read_failures"] += 1
+                raise _injected(self.faults.read_failures.pop(0))
             rate, status = self.faults.read_failure_rate, self.faults.read_failure_status
             if rate and self._rng.random() < rate:
                 self.stats["read_failures"] += 1

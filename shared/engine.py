@@ -18,12 +18,12 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from shared import log, queries
 from shared.db import Database
 from shared.images import DownloadError, download, to_data_uri
-from shared.replicate_api import NotFound, Prediction, Rejected, ReplicateAPI, Transient
+from shared.replicate_api import NotFound, OutOfTime, Prediction, Rejected, ReplicateAPI, Transient
 from shared.settings import Settings
 from shared.storage import StorageError, key_for
 from shared.tasks import CATEGORY_WORDS, garments_of
@@ -110,7 +110,8 @@ def record_launch(db: Database, api: ReplicateAPI, task: dict, result: Predictio
         log.event("transition", **step, frm="processing", to="failed", error=result.message)
         return Launch("failed")
     retry_after = getattr(result, "retry_after", None)
-    delay = backoff_seconds(retry_after)
+    # Out of time is not Replicate's trouble: give the claim back for the very next ping.
+    delay = 0.0 if isinstance(result, OutOfTime) else backoff_seconds(retry_after)
     db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay})
     log.event("launch_deferred", **step, reason=str(result), delay_s=delay)
     return Launch("deferred", retry_after=delay, throttled=getattr(result, "status", None) == 429)
@@ -130,13 +131,14 @@ def cancel_quietly(api: ReplicateAPI, prediction_id: str) -> bool:
 
 
 def run_worker(db: Database, settings: Settings, api: ReplicateAPI, storage, remaining) -> dict:
-    """Starts due steps, oldest first, in concurrent batches, until none are due, the budget
-    runs out, or Replicate throttles us. `remaining()` is the budget left in seconds."""
+    """Starts due steps, oldest first, in concurrent batches within Replicate's create rate, until
+    none are due, the budget runs out, or Replicate throttles us. `remaining()` is the time left
+    to claim in, already short of what an in-flight create needs before the platform's limit."""
     started = failed = deferred = lost = 0
     batch = max(1, min(settings.checker_concurrency, 16))
     throttled = False
-    # A claimed create must be able to finish before the platform stops us, or it is a crash.
-    while not throttled and remaining() > settings.replicate_timeout_s + 2:
+    api.deadline = time.monotonic() + max(remaining(), 0.0)
+    while not throttled and remaining() > 0:
         token = secrets.token_hex(16)
         tasks = db.all(queries.CLAIM_TO_LAUNCH, {"stale_s": settings.claim_stale_s, "limit": batch, "token": token})
         if not tasks:
@@ -169,6 +171,7 @@ class Observation:
     failure_status: str = "failed"      # the step row's status: failed or canceled
     transient: str | None = None        # try again on the next ping
     retry_after: float | None = None
+    skipped: bool = False               # not looked at: this run ran out of time
 
 
 def _past_deadline(settings: Settings, task: dict, slack_s: float = 0.0) -> bool:
@@ -195,6 +198,8 @@ def observe(settings: Settings, api: ReplicateAPI, storage, task: dict, predicti
     try:
         if prediction is None:
             prediction = api.get(task["prediction_id"])
+    except OutOfTime as error:
+        return Observation(transient=error.reason, skipped=True)
     except NotFound:
         return Observation(failure=f"Replicate no longer has the prediction for step {step}. Press Retry to run it again.")
     except Transient as error:
@@ -255,6 +260,8 @@ def apply(db: Database, task: dict, seen: Observation) -> str:
     """The database half of a check. Returns running | ready | completed | failed | stale | error."""
     step = {"task_id": task["id"], "step": task["current_step"], "attempt": task["attempt"],
             "prediction_id": task["prediction_id"]}
+    if seen.skipped:
+        return "skipped"
     if seen.transient:
         log.event("check_deferred", **step, reason=seen.transient)
         return "error"
@@ -281,12 +288,49 @@ def reconcile(db: Database, settings: Settings, api: ReplicateAPI, storage, task
     return apply(db, task, observe(settings, api, storage, task, prediction))
 
 
+# With this many predictions due, one page of Replicate's list endpoint (100 predictions with
+# status and output) replaces up to 100 single reads.
+LIST_WHEN_DUE = 8
+MAX_LIST_PAGES = 100
+# Replicate stamps a prediction's created_at a moment before we record step_started_at.
+LIST_WINDOW_SLACK_S = 120
+
+
+def recent_predictions(db: Database, settings: Settings, api: ReplicateAPI, remaining) -> dict[str, Prediction]:
+    """The account's predictions since the oldest due step started, by id, when enough are due
+    for listing to be cheaper than single reads; {} otherwise. Stops at the budget or on any
+    trouble: whatever is not listed is read one by one."""
+    due = db.one(queries.DUE_TO_CHECK, {"recheck_s": settings.recheck_interval_s})
+    if due["n"] < LIST_WHEN_DUE or due["oldest"] is None:
+        return {}
+    oldest = due["oldest"] if due["oldest"].tzinfo else due["oldest"].replace(tzinfo=timezone.utc)
+    after = (oldest.astimezone(timezone.utc) - timedelta(seconds=LIST_WINDOW_SLACK_S)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    listed: dict[str, Prediction] = {}
+    url = None
+    for _ in range(MAX_LIST_PAGES):
+        if remaining() <= 1.0:
+            break
+        try:
+            page, url = api.list_page(url, created_after=after)
+        except (Transient, Rejected) as error:
+            log.event("list_failed", reason=str(error))
+            break
+        listed.update((prediction.id, prediction) for prediction in page)
+        if not url:
+            break
+    return listed
+
+
 @dataclass
 class CheckerRun:
     counts: dict = field(default_factory=lambda: {
         "checked": 0, "ready": 0, "completed": 0, "failed": 0, "running": 0, "errors": 0})
+    skipped: int = 0
 
     def add(self, outcome: str) -> None:
+        if outcome == "skipped":
+            self.skipped += 1
+            return
         if outcome == "error":
             self.counts["errors"] += 1
             return
@@ -297,29 +341,29 @@ class CheckerRun:
 
 def run_checker(db: Database, settings: Settings, api: ReplicateAPI, storage, remaining) -> dict:
     """Reconciles in-flight predictions, least recently checked first, concurrently, until all
-    were seen or the budget runs out. One prediction's trouble never stops the others."""
+    were seen or the budget runs out. Many due: from Replicate's list endpoint, single reads only
+    for what it did not show. One prediction's trouble never stops the others."""
     since = db.scalar(queries.DB_NOW)
+    api.deadline = time.monotonic() + max(remaining(), 0.0)
+    listed = recent_predictions(db, settings, api, remaining)
     run = CheckerRun()
     workers = settings.checker_concurrency
-    pause_until = 0.0
+    batch = workers * 4 if listed else workers
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         while remaining() > 1.0:
-            if time.monotonic() < pause_until:
-                break
-            tasks = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": workers,
+            tasks = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": batch,
                                                     "run_started": since})
             if not tasks:
                 break
-            futures = {pool.submit(observe, settings, api, storage, task): task for task in tasks}
+            futures = {pool.submit(observe, settings, api, storage, task, listed.get(task["prediction_id"])): task
+                       for task in tasks}
             for future in concurrent.futures.as_completed(futures):
                 task = futures[future]
                 try:
-                    seen = future.result()
-                    if seen.retry_after:
-                        pause_until = max(pause_until, time.monotonic() + seen.retry_after)
-                    run.add(apply(db, task, seen))
+                    run.add(apply(db, task, future.result()))
                 except Exception as error:  # a bug in one task must not stop the others
                     log.event("check_error", task_id=task["id"], error=type(error).__name__)
                     run.add("error")
-    remaining_count = db.scalar(queries.IN_FLIGHT_NOT_CHECKED_SINCE, {"since": since})
-    return {"message": f"Checked {run.counts['checked']} predictions", **run.counts, "remaining": remaining_count}
+    remaining_count = db.scalar(queries.IN_FLIGHT_NOT_CHECKED_SINCE, {"since": since}) + run.skipped
+    return {"message": f"Checked {run.counts['checked']} predictions", **run.counts, "remaining": remaining_count,
+            "listed": len(listed), "api_calls": api.calls}

@@ -96,14 +96,14 @@ class Request:
             return None
         return valid_user_id(value.strip())
 
-    def remaining_seconds(self, budget: float) -> float:
-        """Seconds left of `budget`, also bounded by the platform's own remaining time."""
+    def remaining_seconds(self, budget: float, reserve: float = 0.0) -> float:
+        """Seconds left of our own `budget`, also bounded by the platform's remaining time less
+        `reserve` (what a call started now may still need) and two seconds to answer."""
         left = budget - (time.monotonic() - self.started)
         get_remaining = getattr(self.context, "get_remaining_time_in_millis", None)
         if callable(get_remaining):
             try:
-                # Keep two seconds to answer and write the log line.
-                left = min(left, get_remaining() / 1000.0 - 2.0)
+                left = min(left, get_remaining() / 1000.0 - 2.0 - reserve)
             except Exception:  # a context we do not know: our own budget still applies
                 pass
         return left

@@ -196,6 +196,14 @@ WHERE id = %(id)s AND status = 'processing' AND prediction_id IS NOT NULL
 RETURNING *
 """
 
+# How many in-flight predictions are due for a check, and when the oldest was created: the window
+# for Replicate's list endpoint.
+DUE_TO_CHECK = """
+SELECT count(*) AS n, min(step_started_at) AS oldest FROM replicate_tasks
+WHERE status = 'processing' AND prediction_id IS NOT NULL
+  AND (checked_at IS NULL OR checked_at < NOW() - make_interval(secs => %(recheck_s)s))
+"""
+
 IN_FLIGHT_NOT_CHECKED_SINCE = """
 SELECT count(*) AS n FROM replicate_tasks
 WHERE status = 'processing' AND prediction_id IS NOT NULL

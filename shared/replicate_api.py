@@ -49,6 +49,48 @@ class NotFound(Rejected):
     pass
 
 
+class OutOfTime(Transient):
+    """The call could not start inside this run's time: left for the next ping, not an error."""
+
+
+class RateLimiter:
+    """Spaces calls to `per_second` with bursts of up to `burst`; `pause` holds every caller
+    back after a 429, so one throttled call slows the whole batch, not just itself."""
+
+    def __init__(self, per_second: float, burst: int = 5):
+        self.interval = 1.0 / per_second
+        self.burst = burst
+        self.next_free = 0.0
+        self.lock = threading.Lock()
+
+    def acquire(self, deadline: float | None = None) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(self.next_free, now - self.burst * self.interval)
+            if deadline is not None and start > deadline:
+                raise OutOfTime("no time left in this run for another Replicate call")
+            self.next_free = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+    def pause(self, seconds: float) -> None:
+        with self.lock:
+            self.next_free = max(self.next_free, time.monotonic() + seconds)
+
+
+# Replicate's limits: 600 creates a minute, 3,000 other requests a minute. Stay under both, per
+# instance; a 429 from sharing the account with other instances pauses the limiter.
+_limiters: dict[tuple[str, float], RateLimiter] = {}
+
+
+def limiter(kind: str, per_second: float) -> RateLimiter:
+    with _clients_lock:
+        found = _limiters.get((kind, per_second))
+        if found is None:
+            found = _limiters[(kind, per_second)] = RateLimiter(per_second)
+        return found
+
+
 @dataclass(frozen=True)
 class Prediction:
     id: str
@@ -130,11 +172,14 @@ def _client(token: str, base_url: str, timeout: float) -> replicate.Client:
 
 
 class ReplicateAPI:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, deadline: float | None = None):
         if not settings.replicate_api_token:
             raise ConfigError("REPLICATE_API_TOKEN is not set")
         self.settings = settings
         self.client = _client(settings.replicate_api_token, settings.replicate_base_url, settings.replicate_timeout_s)
+        self.reads = limiter("read", settings.replicate_reads_per_second)
+        self.creates = limiter("create", settings.replicate_creates_per_second)
+        self.deadline = deadline  # time.monotonic() after which no new call starts
         self.calls = 0
 
     def create(self, model_input: dict, *, webhook: str | None = None, cancel_after_s: int | None = None) -> Prediction:
@@ -149,7 +194,7 @@ class ReplicateAPI:
             path = "/v1/predictions"
         else:
             path = f"/v1/models/{self.settings.replicate_model}/predictions"
-        return Prediction.from_json(self._call("POST", path, json=body, headers=headers))
+        return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates))
 
     def get(self, prediction_id: str) -> Prediction:
         return Prediction.from_json(self._call("GET", f"/v1/predictions/{prediction_id}"))
@@ -177,11 +222,15 @@ class ReplicateAPI:
         data = self._call("GET", "/v1/webhooks/default/secret")
         return str(data.get("key", ""))
 
-    def _call(self, method: str, path: str, **kwargs) -> Any:
+    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, **kwargs) -> Any:
+        limit = limit or self.reads
+        limit.acquire(self.deadline)
         self.calls += 1
         try:
             response = self.client._request(method, path, **kwargs)
-        except Transient:
+        except Transient as error:
+            if error.status == 429:
+                limit.pause(error.retry_after or 5.0)
             raise
         except ReplicateError as error:
             raise _classify(error) from None

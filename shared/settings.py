@@ -98,6 +98,8 @@ class Settings:
     claim_stale_s = _setting(lambda self: self._float("CLAIM_STALE_S", 90.0))
     recheck_interval_s = _setting(lambda self: self._float("RECHECK_INTERVAL_S", 3.0))
     replicate_timeout_s = _setting(lambda self: self._float("REPLICATE_TIMEOUT_S", 15.0))
+    replicate_reads_per_second = _setting(lambda self: self._float("REPLICATE_READS_PER_SECOND", 40.0))
+    replicate_creates_per_second = _setting(lambda self: self._float("REPLICATE_CREATES_PER_SECOND", 8.0))
 
     @_setting
     def allowed_origins(self) -> tuple[str, ...]:

@@ -63,4 +63,4 @@ def test_checker_reports_running_predictions_and_how_many_remain(fn, sim):
     time.sleep(0.1)
     reply = fn.checker().body
     assert reply == {"message": "Checked 3 predictions", "checked": 3, "ready": 0, "completed": 0,
-                     "failed": 0, "running": 3, "errors": 0, "remaining": 0}
+                     "failed": 0, "running": 3, "errors": 0, "remaining": 0, "listed": 0, "api_calls": 3}

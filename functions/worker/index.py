@@ -13,5 +13,6 @@ def handler(request: Request):
     settings = request.settings
     return engine.run_worker(
         request.db, settings, ReplicateAPI(settings), storage.from_settings(settings),
-        remaining=lambda: request.remaining_seconds(settings.worker_budget_s),
+        # A create that is started must be able to finish before the platform stops us.
+        remaining=lambda: request.remaining_seconds(settings.worker_budget_s, reserve=settings.replicate_timeout_s),
     )
