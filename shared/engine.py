@@ -82,11 +82,17 @@ def backoff_seconds(retry_after: float | None) -> float:
     return max(1.0, min(retry_after if retry_after is not None else 5.0, 300.0))
 
 
-def create_prediction(settings: Settings, api: ReplicateAPI, storage, task: dict) -> Prediction | Exception:
-    """The network half of a launch (safe in a thread): the prediction, or the error it met."""
+def create_prediction(settings: Settings, api: ReplicateAPI, storage, task: dict,
+                      claimed: float | None = None) -> Prediction | Exception:
+    """The network half of a launch (safe in a thread): the prediction, or the error it met.
+    `claimed` (time.monotonic() when the claim was taken): the create must start early enough to
+    end, even by timing out, before the claim could go stale and be re-driven by another run."""
+    claimed = time.monotonic() if claimed is None else claimed
+    start_by = claimed + settings.claim_stale_s - settings.replicate_timeout_s - 1.0
     try:
         model_input = step_input(settings, storage, task)
-        return api.create(model_input, webhook=settings.checker_url or None, cancel_after_s=settings.step_timeout_s)
+        return api.create(model_input, webhook=settings.checker_url or None, cancel_after_s=settings.step_timeout_s,
+                          start_by=start_by)
     except (Transient, Rejected, StorageError) as error:
         return error
 
@@ -131,32 +137,31 @@ def cancel_quietly(api: ReplicateAPI, prediction_id: str) -> bool:
 
 
 def run_worker(db: Database, settings: Settings, api: ReplicateAPI, storage, remaining) -> dict:
-    """Starts due steps, oldest first, in concurrent batches within Replicate's create rate, until
+    """Starts due steps, oldest first, one after another within Replicate's create rate, until
     none are due, the budget runs out, or Replicate throttles us. `remaining()` is the time left
-    to claim in, already short of what an in-flight create needs before the platform's limit."""
-    started = failed = deferred = lost = 0
-    batch = max(1, min(settings.checker_concurrency, 16))
+    to claim in, already short of what an in-flight create needs before the platform's limit.
+
+    One create at a time, each recorded before the next is sent: if the instance is killed, at
+    most one prediction exists that no task knows about (the contract's "a crash costs at most
+    one extra prediction"); concurrent creates would orphan every one in flight."""
+    counts = {"launched": 0, "failed": 0, "deferred": 0, "lost": 0}
     throttled = False
     api.deadline = time.monotonic() + max(remaining(), 0.0)
     while not throttled and remaining() > 0:
-        token = secrets.token_hex(16)
-        tasks = db.all(queries.CLAIM_TO_LAUNCH, {"stale_s": settings.claim_stale_s, "limit": batch, "token": token})
+        tasks = db.all(queries.CLAIM_TO_LAUNCH, {"stale_s": settings.claim_stale_s, "limit": 1,
+                                                 "token": secrets.token_hex(16)})
+        claimed = time.monotonic()
         if not tasks:
             break
-        for task in tasks:
-            log.event("transition", task_id=task["id"], step=task["current_step"], attempt=task["attempt"],
-                      to="processing", note="claimed")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-            results = list(pool.map(lambda t: create_prediction(settings, api, storage, t), tasks))
-        for task, result in zip(tasks, results):
-            outcome = record_launch(db, api, task, result)
-            started += outcome.outcome == "launched"
-            failed += outcome.outcome == "failed"
-            deferred += outcome.outcome == "deferred"
-            lost += outcome.outcome == "lost"
-            throttled = throttled or outcome.throttled
-    return {"message": f"Started {started} tasks", "started": started, "failed": failed,
-            "deferred": deferred, "lost": lost, "throttled": throttled}
+        task = tasks[0]
+        log.event("transition", task_id=task["id"], step=task["current_step"], attempt=task["attempt"],
+                  to="processing", note="claimed")
+        outcome = record_launch(db, api, task, create_prediction(settings, api, storage, task, claimed))
+        counts[outcome.outcome] += 1
+        throttled = outcome.throttled
+    started = counts["launched"]
+    return {"message": f"Started {started} tasks", "started": started, "failed": counts["failed"],
+            "deferred": counts["deferred"], "lost": counts["lost"], "throttled": throttled}
 
 
 # --- reconciling ---------------------------------------------------------------------------------

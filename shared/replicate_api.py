@@ -63,6 +63,12 @@ class RateLimiter:
         self.next_free = 0.0
         self.lock = threading.Lock()
 
+    def available(self) -> int:
+        """How many calls could start right now without waiting."""
+        with self.lock:
+            now = time.monotonic()
+            return max(0, int((now + self.burst * self.interval - self.next_free) / self.interval) + 1)
+
     def acquire(self, deadline: float | None = None) -> None:
         with self.lock:
             now = time.monotonic()
@@ -182,7 +188,10 @@ class ReplicateAPI:
         self.deadline = deadline  # time.monotonic() after which no new call starts
         self.calls = 0
 
-    def create(self, model_input: dict, *, webhook: str | None = None, cancel_after_s: int | None = None) -> Prediction:
+    def create(self, model_input: dict, *, webhook: str | None = None, cancel_after_s: int | None = None,
+               start_by: float | None = None) -> Prediction:
+        """Creates a prediction. `start_by` (time.monotonic()): if the create cannot start by
+        then (rate limit), `OutOfTime` is raised instead, before anything is sent."""
         body: dict[str, Any] = {"input": model_input}
         if webhook:
             body["webhook"] = webhook
@@ -194,7 +203,8 @@ class ReplicateAPI:
             path = "/v1/predictions"
         else:
             path = f"/v1/models/{self.settings.replicate_model}/predictions"
-        return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates))
+        return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates,
+                                               start_by=start_by))
 
     def get(self, prediction_id: str) -> Prediction:
         return Prediction.from_json(self._call("GET", f"/v1/predictions/{prediction_id}"))
@@ -222,9 +232,10 @@ class ReplicateAPI:
         data = self._call("GET", "/v1/webhooks/default/secret")
         return str(data.get("key", ""))
 
-    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, **kwargs) -> Any:
+    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, start_by: float | None = None,
+              **kwargs) -> Any:
         limit = limit or self.reads
-        limit.acquire(self.deadline)
+        limit.acquire(min(t for t in (self.deadline, start_by, float("inf")) if t is not None))
         self.calls += 1
         try:
             response = self.client._request(method, path, **kwargs)

