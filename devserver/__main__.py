@@ -99,7 +99,9 @@ class DevServer:
         from devserver.replicate_sim import Simulator
 
         token = "r8_local_" + secrets.token_hex(8)
-        self.sim = Simulator(self.host, 0, duration_s=self.sim_seconds, token=token).start()
+        # A preset REPLICATE_WEBHOOK_SECRET is the simulator's too, so a client can sign like it.
+        self.sim = Simulator(self.host, 0, duration_s=self.sim_seconds, token=token,
+                             webhook_secret=os.environ.get("REPLICATE_WEBHOOK_SECRET") or None).start()
         os.environ.update({
             "REPLICATE_API_TOKEN": token,
             "REPLICATE_BASE_URL": self.sim.url,
