@@ -6,7 +6,7 @@ PORT ?= 8000
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test migrate audit clean
+.PHONY: run test migrate package package-lambda monitor audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ test: $(VENV)/.dev-deps
 
 migrate: $(VENV)/.run-deps
 	$(BIN)/python -m migrations
+
+# dist/<function>.zip: index.py + a copy of shared/ + requirements.txt (Yandex Cloud Functions).
+package: $(BIN)/python
+	$(BIN)/python -m deploy.package
+
+# The same with the dependencies inside, as AWS Lambda needs them.
+package-lambda: $(BIN)/python
+	$(BIN)/python -m deploy.package --with-dependencies
+
+# The on-call view of the tasks (DATABASE_URL); `make monitor ARGS="--watch"`.
+monitor: $(VENV)/.run-deps
+	$(BIN)/python -m monitor $(ARGS)
 
 # Vulnerability audit of the runtime requirements (pip-audit, in a virtualenv of its own).
 # --strict: a dependency that could not be checked is a failure, never a silent pass.

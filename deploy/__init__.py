@@ -1,0 +1,1 @@
+"""Deployment helpers: `python -m deploy.package` builds one zip per function."""
