@@ -33,20 +33,19 @@ def perform(request: Request, task_id: str, user: str | None, action: str) -> di
         claimed = db.one(sql, {"id": task_id, "token": secrets.token_hex(16)})
         if claimed is None:
             raise tasks.wrong_state(tasks.load_owned(db, task_id, user), action)
-        log.event("transition", task_id=task_id, step=claimed["current_step"], attempt=claimed["attempt"],
-                  frm=row["status"], to="processing", action=action)
+        log.transition(task_id, row["status"], "processing", step=claimed["current_step"],
+                       attempt=claimed["attempt"], action=action)
         # Start the step now, as the original did; if Replicate is busy the worker retries it.
         engine.launch(db, settings, ReplicateAPI(settings), storage.from_settings(settings), claimed)
     elif action == "finish":
         if db.one(queries.FINISH, {"id": task_id}) is None:
             raise tasks.wrong_state(tasks.load_owned(db, task_id, user), action)
-        log.event("transition", task_id=task_id, frm=row["status"], to="completed", action=action)
+        log.transition(task_id, row["status"], "completed", action=action)
     else:
         canceled = db.one(queries.CANCEL, {"id": task_id, "error": engine.CANCELED_BY_USER})
         if canceled is None:
             raise tasks.wrong_state(tasks.load_owned(db, task_id, user), action)
-        log.event("transition", task_id=task_id, step=canceled["current_step"], frm=row["status"],
-                  to="failed", action=action)
+        log.transition(task_id, row["status"], "failed", step=canceled["current_step"], action=action)
         if canceled["prediction_id"]:
             engine.cancel_quietly(ReplicateAPI(settings), canceled["prediction_id"])
     return tasks.view(tasks.load_owned(db, task_id, user))

@@ -100,26 +100,26 @@ def create_prediction(settings: Settings, api: ReplicateAPI, storage, task: dict
 def record_launch(db: Database, api: ReplicateAPI, task: dict, result: Prediction | Exception) -> Launch:
     """The database half of a launch: exactly one of LAUNCHED, LAUNCH_FAILED or LAUNCH_DEFERRED."""
     claim = {"id": task["id"], "token": task["claim_token"]}
-    step = {"task_id": task["id"], "step": task["current_step"], "attempt": task["attempt"]}
+    step = {"step": task["current_step"], "attempt": task["attempt"]}
     if isinstance(result, Prediction):
         row = db.one(queries.LAUNCHED, {**claim, "prediction_id": result.id})
         if row is None:
             # The task moved on without us (canceled, or our claim was re-driven): stop the orphan.
-            log.event("orphan_prediction", **step, prediction_id=result.id)
+            log.event("orphan_prediction", task_id=task["id"], **step, prediction_id=result.id)
             cancel_quietly(api, result.id)
             return Launch("lost", result.id)
-        log.event("transition", **step, frm="processing", to="processing", prediction_id=result.id,
-                  note="prediction created")
+        log.transition(task["id"], "processing", "processing", **step, prediction_id=result.id,
+                       note="prediction created")
         return Launch("launched", result.id)
     if isinstance(result, Rejected):
         db.one(queries.LAUNCH_FAILED, {**claim, "error": result.message})
-        log.event("transition", **step, frm="processing", to="failed", error=result.message)
+        log.transition(task["id"], "processing", "failed", **step, error=result.message)
         return Launch("failed")
     retry_after = getattr(result, "retry_after", None)
     # Out of time is not Replicate's trouble: give the claim back for the very next ping.
     delay = 0.0 if isinstance(result, OutOfTime) else backoff_seconds(retry_after)
     db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay})
-    log.event("launch_deferred", **step, reason=str(result), delay_s=delay)
+    log.event("launch_deferred", task_id=task["id"], **step, reason=str(result), delay_s=delay)
     return Launch("deferred", retry_after=delay, throttled=getattr(result, "status", None) == 429)
 
 
@@ -154,8 +154,8 @@ def run_worker(db: Database, settings: Settings, api: ReplicateAPI, storage, rem
         if not tasks:
             break
         task = tasks[0]
-        log.event("transition", task_id=task["id"], step=task["current_step"], attempt=task["attempt"],
-                  to="processing", note="claimed")
+        log.transition(task["id"], task["previous_status"], "processing", step=task["current_step"],
+                       attempt=task["attempt"], note="claimed")
         outcome = record_launch(db, api, task, create_prediction(settings, api, storage, task, claimed))
         counts[outcome.outcome] += 1
         throttled = outcome.throttled
@@ -263,19 +263,18 @@ def _keep_output(settings: Settings, storage, task: dict, prediction: Prediction
 
 def apply(db: Database, task: dict, seen: Observation) -> str:
     """The database half of a check. Returns running | ready | completed | failed | stale | error."""
-    step = {"task_id": task["id"], "step": task["current_step"], "attempt": task["attempt"],
-            "prediction_id": task["prediction_id"]}
+    step = {"step": task["current_step"], "attempt": task["attempt"], "prediction_id": task["prediction_id"]}
     if seen.skipped:
         return "skipped"
     if seen.transient:
-        log.event("check_deferred", **step, reason=seen.transient)
+        log.event("check_deferred", task_id=task["id"], **step, reason=seen.transient)
         return "error"
     params = {"id": task["id"], "prediction_id": task["prediction_id"]}
     if seen.failure:
         row = db.one(queries.STEP_FAILED, {**params, "error": seen.failure, "step_status": seen.failure_status})
         if row is None:
             return "stale"
-        log.event("transition", **step, frm="processing", to="failed", error=seen.failure)
+        log.transition(task["id"], "processing", "failed", **step, error=seen.failure)
         return "failed"
     if seen.image_url:
         output = seen.prediction.output
@@ -283,7 +282,7 @@ def apply(db: Database, task: dict, seen: Observation) -> str:
                                               "output": output if isinstance(output, str) else json.dumps(output)})
         if row is None:
             return "stale"
-        log.event("transition", **step, frm="processing", to=row["status"], image_url=seen.image_url)
+        log.transition(task["id"], "processing", row["status"], **step, image_url=seen.image_url)
         return "completed" if row["status"] == "completed" else "ready"
     return "running"
 

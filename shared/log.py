@@ -45,6 +45,11 @@ def event(name: str, **fields) -> None:
     sys.stdout.flush()
 
 
+def transition(task_id: str, from_status: str | None, to_status: str, **fields) -> None:
+    """A task changed state: one line a log search can follow end to end by task_id."""
+    event("transition", task_id=task_id, **{"from": from_status, "to": to_status}, **fields)
+
+
 def invocation(status: int, duration_ms: float) -> None:
     """The line every invocation ends with. Its fields are ours (no free text), so it skips the
     general encoder and the redaction pass: this runs on every status poll."""

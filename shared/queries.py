@@ -89,7 +89,7 @@ SELECT * FROM claimed
 # that claimed them died). Oldest first; rows locked by another worker are skipped, not waited on.
 CLAIM_TO_LAUNCH = """
 WITH due AS (
-    SELECT id FROM replicate_tasks
+    SELECT id, status AS previous_status FROM replicate_tasks
     WHERE (status = 'pending' OR (status = 'processing' AND prediction_id IS NULL))
       AND (claimed_at IS NULL OR claimed_at < NOW() - make_interval(secs => %(stale_s)s))
       AND (not_before IS NULL OR not_before <= NOW())
@@ -102,7 +102,7 @@ WITH due AS (
         current_step = CASE WHEN t.status = 'pending' THEN 1 ELSE t.current_step END,
         claim_token = %(token)s, claimed_at = NOW(), not_before = NULL, updated_at = NOW()
     FROM due WHERE t.id = due.id
-    RETURNING t.*
+    RETURNING t.*, due.previous_status
 ), """ + _NEW_STEP_ROW
 
 # Continue: the next step, from the image the user just looked at.

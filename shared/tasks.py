@@ -178,7 +178,7 @@ def start(db: Database, settings: Settings, storage, request: StartRequest, idem
     if row is None:  # a concurrent request with the same Idempotency-Key won
         existing = db.one(queries.TASK_BY_IDEMPOTENCY_KEY, {"user_id": request.user_id, "key": idempotency_key})
         return _replayed(existing, fingerprint)
-    log.event("task_created", task_id=task_id, total_steps=len(garments), to="pending")
+    log.transition(task_id, None, "pending", total_steps=len(garments), user_id=request.user_id)
     return {
         "task_id": task_id, "status": "pending", "current_step": 0, "total_steps": len(garments),
         "estimated_time_seconds": estimate_seconds(db, len(garments)),

@@ -1,0 +1,244 @@
+"""`python -m monitor`: the on-call view of the try-on tasks (DATABASE_URL).
+
+    python -m monitor                      the seed's two monitoring queries, as tables
+    python -m monitor --watch [SECONDS]    the same, refreshed (Ctrl-C to stop)
+    python -m monitor stuck [--minutes N]  tasks that should have moved and did not, and why
+    python -m monitor redrive ID... | --stuck [--yes]
+                                           make them due now: the next worker/checker ping takes them
+    python -m monitor fail ID... --reason "..." [--yes]
+                                           end them as failed with a reason the user will see
+
+Every command that changes data shows what it will change and asks first, unless --yes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import psycopg2
+
+# The seed document's monitoring SQL, verbatim.
+SEED_ACTIVE = """
+SELECT id, status, current_step, total_steps, 
+       ROUND(EXTRACT(EPOCH FROM (NOW() - updated_at))) as sec_ago
+FROM replicate_tasks 
+WHERE status IN ('pending', 'processing', 'waiting_continue')
+ORDER BY created_at DESC;
+"""
+
+SEED_WAITING = """
+SELECT id, user_id, current_step, total_steps
+FROM replicate_tasks
+WHERE status = 'waiting_continue';
+"""
+
+# What "stuck" means, each with the sentence the table shows.
+STUCK = """
+SELECT id, status, current_step, total_steps, prediction_id,
+       ROUND(EXTRACT(EPOCH FROM (NOW() - updated_at))) AS sec_ago,
+       CASE
+         WHEN status = 'pending' THEN 'pending: no worker has started it'
+         WHEN prediction_id IS NULL THEN 'processing: its prediction was never created'
+         WHEN step_started_at < NOW() - make_interval(secs => %(step_timeout_s)s) - make_interval(secs => %(after_s)s)
+              THEN 'processing: past its step deadline'
+         ELSE 'processing: the checker has not looked at it'
+       END AS why
+FROM replicate_tasks
+WHERE (status = 'pending' AND created_at::timestamptz < NOW() - make_interval(secs => %(after_s)s))
+   OR (status = 'processing' AND prediction_id IS NULL
+       AND updated_at::timestamptz < NOW() - make_interval(secs => %(after_s)s))
+   OR (status = 'processing' AND prediction_id IS NOT NULL
+       AND (step_started_at < NOW() - make_interval(secs => %(step_timeout_s)s) - make_interval(secs => %(after_s)s)
+            OR COALESCE(checked_at, step_started_at, updated_at::timestamptz) < NOW() - make_interval(secs => %(after_s)s)))
+ORDER BY created_at
+"""
+
+# Due now: the claim (if it is older than a create could take), the back-off and the check time
+# are cleared, so the next worker or checker ping takes the task first.
+REDRIVE = """
+UPDATE replicate_tasks
+SET claim_token = NULL, claimed_at = NULL, not_before = NULL, checked_at = NULL, updated_at = NOW()
+WHERE id = %(id)s AND status IN ('pending', 'processing')
+  AND (claimed_at IS NULL OR claimed_at < NOW() - make_interval(secs => %(live_claim_s)s))
+RETURNING id, status, prediction_id
+"""
+
+
+def progress(step, total, width: int = 10) -> str:
+    step, total = step or 0, total or 0
+    if total <= 0:
+        return "step 0/0"
+    filled = round(width * min(step, total) / total)
+    return f"step {step}/{total} " + "■" * filled + "□" * (width - filled)
+
+
+def table(headers: list[str], rows: list[list], empty: str) -> str:
+    if not rows:
+        return f"  ({empty})"
+    cells = [[str("" if value is None else value) for value in row] for row in rows]
+    widths = [max(len(headers[i]), *(len(row[i]) for row in cells)) for i in range(len(headers))]
+    line = lambda values: "  " + "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in cells)])
+
+
+def overview(cur) -> str:
+    cur.execute(SEED_ACTIVE)
+    active = [[r[0], r[1], progress(r[2], r[3]), f"{int(r[4])} s" if r[4] is not None else "?"] for r in cur.fetchall()]
+    cur.execute(SEED_WAITING)
+    waiting = [[r[0], r[1], progress(r[2], r[3])] for r in cur.fetchall()]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return "\n".join([
+        f"Active tasks ({len(active)})  {stamp}",
+        table(["task", "status", "progress", "since last change"], active, "none"),
+        "",
+        f"Waiting for the user ({len(waiting)})",
+        table(["task", "user", "progress"], waiting, "none"),
+    ])
+
+
+def stuck_rows(cur, minutes: float) -> list[tuple]:
+    cur.execute(STUCK, {"after_s": minutes * 60, "step_timeout_s": float(os.environ.get("STEP_TIMEOUT_S") or 600)})
+    return cur.fetchall()
+
+
+def show_stuck(rows) -> str:
+    return table(["task", "status", "progress", "since last change", "why"],
+                 [[r[0], r[1], progress(r[2], r[3]), f"{int(r[5])} s", r[6]] for r in rows], "nothing is stuck")
+
+
+def confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    print(f"{question} [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def targets(cur, args) -> list[str]:
+    if getattr(args, "stuck", False):
+        return [row[0] for row in stuck_rows(cur, args.minutes)]
+    return list(dict.fromkeys(args.ids))
+
+
+def redrive(cur, args) -> int:
+    ids = targets(cur, args)
+    if not ids:
+        print("Nothing to re-drive.")
+        return 0
+    print("Re-drive (the next worker/checker ping takes them first):\n  " + "\n  ".join(ids))
+    if not confirm(f"Re-drive {len(ids)} task(s)?", args.yes):
+        print("Nothing changed.")
+        return 1
+    live_claim_s = 2 * float(os.environ.get("REPLICATE_TIMEOUT_S") or 15)
+    done = 0
+    for task_id in ids:
+        cur.execute(REDRIVE, {"id": task_id, "live_claim_s": live_claim_s})
+        row = cur.fetchone()
+        if row is None:
+            print(f"  {task_id}: not re-driven (finished, waiting for the user, unknown, or its claim is live)")
+        else:
+            done += 1
+            print(f"  {task_id}: due now ({row[1]})")
+    print(f"Re-drove {done} of {len(ids)}.")
+    return 0
+
+
+def fail(cur, args) -> int:
+    from shared import queries
+
+    ids = targets(cur, args)
+    if not ids:
+        print("Nothing to fail.")
+        return 0
+    print(f'Fail with the reason "{args.reason}":\n  ' + "\n  ".join(ids))
+    if not confirm(f"Fail {len(ids)} task(s)? Users will see the reason and can press Retry.", args.yes):
+        print("Nothing changed.")
+        return 1
+    api = _replicate()
+    done = 0
+    for task_id in ids:
+        cur.execute(queries.CANCEL, {"id": task_id, "error": args.reason})
+        columns = [c.name for c in cur.description]
+        row = cur.fetchone()
+        if row is None:
+            print(f"  {task_id}: not changed (not pending or processing, or unknown)")
+            continue
+        done += 1
+        prediction_id = dict(zip(columns, row))["prediction_id"]
+        note = ""
+        if prediction_id and api is not None:
+            from shared.engine import cancel_quietly
+
+            note = ", prediction canceled" if cancel_quietly(api, prediction_id) else ", prediction NOT canceled (see log)"
+        print(f"  {task_id}: failed{note}")
+    print(f"Failed {done} of {len(ids)}.")
+    return 0
+
+
+def _replicate():
+    if not os.environ.get("REPLICATE_API_TOKEN"):
+        print("(REPLICATE_API_TOKEN is not set: running predictions are not canceled at Replicate)")
+        return None
+    from shared.replicate_api import ReplicateAPI
+    from shared.settings import load
+
+    return ReplicateAPI(load())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitor", description=__doc__.split("\n")[0])
+    parser.add_argument("--watch", nargs="?", const=5.0, type=float, metavar="SECONDS",
+                        help="refresh every SECONDS (5) until Ctrl-C")
+    parser.add_argument("--iterations", type=int, default=0, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command")
+    stuck = commands.add_parser("stuck", help="tasks that should have moved and did not")
+    stuck.add_argument("--minutes", type=float, default=10.0)
+    for name, help_text in (("redrive", "make tasks due now"), ("fail", "end tasks as failed with a reason")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("ids", nargs="*", metavar="TASK_ID")
+        command.add_argument("--stuck", action="store_true", help="every task `stuck` lists")
+        command.add_argument("--minutes", type=float, default=10.0)
+        command.add_argument("--yes", action="store_true", help="do not ask")
+        if name == "fail":
+            command.add_argument("--reason", required=True, help="the sentence the user will see")
+    args = parser.parse_args(argv)
+
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        print("DATABASE_URL is not set: point it at the try-on database.", file=sys.stderr)
+        return 2
+    if args.command in ("redrive", "fail") and not args.ids and not args.stuck:
+        parser.error(f"{args.command} needs task ids or --stuck")
+    conn = psycopg2.connect(dsn, connect_timeout=10, application_name="tryon-monitor")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            if args.command == "stuck":
+                rows = stuck_rows(cur, args.minutes)
+                print(f"Stuck for more than {args.minutes:g} minutes ({len(rows)})\n{show_stuck(rows)}")
+                return 0
+            if args.command == "redrive":
+                return redrive(cur, args)
+            if args.command == "fail":
+                return fail(cur, args)
+            shown = 0
+            while True:
+                if args.watch and sys.stdout.isatty():
+                    print("\033[2J\033[H", end="")
+                print(overview(cur), flush=True)
+                shown += 1
+                if not args.watch or (args.iterations and shown >= args.iterations):
+                    return 0
+                print("")
+                time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""`python -m monitor`: the seed's monitoring queries as tables, --watch, and the maintenance
+commands that replace hand-written SQL (stuck, redrive, fail), each asking before it changes data."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+
+from tests.conftest import drive, look
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def monitor(env, *args, answer: str | None = None):
+    full_env = {**os.environ, "DATABASE_URL": env["DATABASE_URL"]}
+    return subprocess.run([sys.executable, "-m", "monitor", *args], cwd=ROOT, env=full_env, input=answer,
+                          capture_output=True, text=True, timeout=60)
+
+
+def sql(env, statement, params=None):
+    conn = psycopg2.connect(env["DATABASE_URL"])
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def test_the_overview_shows_active_and_waiting_tasks_with_progress(fn, sim, env):
+    waiting = fn.start(look(3)).body["task_id"]
+    drive(fn, waiting, "waiting_continue")
+    pending = fn.start(look(2), user="user-2").body["task_id"]
+    out = monitor(env).stdout
+    active_part, waiting_part = out.split("Waiting for the user")
+    assert "Active tasks (2)" in active_part
+    assert f"{waiting}  waiting_continue  step 1/3 ■■■□□□□□□□" in active_part
+    assert f"{pending}  pending" in active_part and "step 0/2 □□□□□□□□□□" in active_part
+    assert " s" in active_part  # seconds since the last change
+    assert f"{waiting}  user-1  step 1/3" in waiting_part and pending not in waiting_part
+
+
+def test_watch_refreshes(env, fn, sim):
+    result = monitor(env, "--watch", "0.2", "--iterations", "3")
+    assert result.returncode == 0
+    assert result.stdout.count("Active tasks (0)") == 3
+
+
+def test_stuck_lists_tasks_that_should_have_moved_and_says_why(fn, sim, env):
+    old_pending = fn.start(look(1)).body["task_id"]
+    fresh = fn.start(look(1), user="user-2").body["task_id"]
+    sql(env, "UPDATE replicate_tasks SET created_at = NOW() - INTERVAL '30 minutes' WHERE id = %s", (old_pending,))
+    out = monitor(env, "stuck", "--minutes", "10").stdout
+    assert "Stuck for more than 10 minutes (1)" in out
+    assert old_pending in out and "pending: no worker has started it" in out
+    assert fresh not in out
+
+
+def test_redrive_asks_first_and_does_nothing_without_a_yes(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    sql(env, "UPDATE replicate_tasks SET not_before = NOW() + INTERVAL '1 hour' WHERE id = %s", (task_id,))
+    refused = monitor(env, "redrive", task_id, answer="n\n")
+    assert refused.returncode == 1 and "Nothing changed." in refused.stdout
+    assert sql(env, "SELECT not_before IS NOT NULL FROM replicate_tasks WHERE id = %s", (task_id,)) == [(True,)]
+    assert fn.worker().body["started"] == 0
+
+
+def test_redrive_makes_a_backed_off_task_due_for_the_next_ping(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    sql(env, "UPDATE replicate_tasks SET not_before = NOW() + INTERVAL '1 hour' WHERE id = %s", (task_id,))
+    result = monitor(env, "redrive", task_id, answer="y\n")
+    assert "Re-drove 1 of 1." in result.stdout
+    assert fn.worker().body["started"] == 1
+
+
+def test_redrive_stuck_with_yes_does_not_ask(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    sql(env, "UPDATE replicate_tasks SET created_at = NOW() - INTERVAL '1 hour', not_before = NOW() + INTERVAL '1 hour' "
+             "WHERE id = %s", (task_id,))
+    result = monitor(env, "redrive", "--stuck", "--yes")
+    assert "[y/N]" not in result.stdout and "Re-drove 1 of 1." in result.stdout
+
+
+def test_redrive_leaves_a_live_claim_alone(fn, sim, env):
+    from shared import queries
+    from shared.db import Database
+
+    task_id = fn.start(look(1)).body["task_id"]
+    Database(env["DATABASE_URL"]).all(queries.CLAIM_TO_LAUNCH, {"stale_s": 90, "limit": 1, "token": "live"})
+    result = monitor(env, "redrive", task_id, "--yes")
+    assert "its claim is live" in result.stdout
+    assert sql(env, "SELECT claim_token FROM replicate_tasks WHERE id = %s", (task_id,)) == [("live",)]
+
+
+def test_fail_ends_a_running_task_with_the_reason_and_cancels_its_prediction(fn, sim, env):
+    sim.set_faults(duration_s=60)
+    task_id = fn.start(look(2)).body["task_id"]
+    fn.worker()
+    prediction_id = fn.status(task_id).body["steps"][0]["prediction_id"]
+    full_env = {**os.environ, "DATABASE_URL": env["DATABASE_URL"]}
+    result = subprocess.run([sys.executable, "-m", "monitor", "fail", task_id, "--reason",
+                             "Stopped by the operator during maintenance. Press Retry.", "--yes"],
+                            cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)
+    assert "failed, prediction canceled" in result.stdout
+    view = fn.status(task_id).body
+    assert (view["status"], view["error_message"]) == ("failed", "Stopped by the operator during maintenance. Press Retry.")
+    assert sim.predictions[prediction_id].status == "canceled"
+    assert fn.act(task_id, "retry").status == 200
+
+
+def test_fail_refuses_finished_tasks(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    drive(fn, task_id, "completed")
+    result = monitor(env, "fail", task_id, "--reason", "x", "--yes")
+    assert "not changed" in result.stdout
+    assert fn.status(task_id).body["status"] == "completed"
+
+
+def test_without_database_url_it_says_what_to_set():
+    result = subprocess.run([sys.executable, "-m", "monitor"], cwd=ROOT, capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"]}, timeout=60)
+    assert result.returncode == 2 and "DATABASE_URL is not set" in result.stderr
