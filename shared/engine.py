@@ -3,12 +3,15 @@ when its prediction ends. Used by worker, checker, continue and status?force_che
 
 Exactly once: a step's prediction is created only by the holder of the task's `claim_token`,
 taken in one conditional UPDATE, and recorded with another that still requires the token. Two
-pings, a double click or a duplicate webhook can never both hold it. The one window that can cost
-a second prediction: the process dies after Replicate created the prediction and before the
-LAUNCHED update commits (a few milliseconds, or a create call that timed out on our side after
-Replicate accepted it). The claim then goes stale and the worker creates the step again after
-CLAIM_STALE_S; the first prediction is an orphan, and its webhook (if any) cancels nothing but
-itself. Stale claims are only re-driven after CLAIM_STALE_S, longer than any create call may take.
+pings, a double click or a duplicate webhook can never both hold it.
+
+What a crash can cost: if the process dies after Replicate created the prediction and before the
+LAUNCHED update commits (milliseconds), or a create times out on our side after Replicate
+accepted it, no task knows that prediction. The claim goes stale after CLAIM_STALE_S and the
+step is created again: one extra prediction. Three rules keep it at one and keep live runs from
+being doubled: a create may only start while its claim is younger than CLAIM_STALE_S minus
+REPLICATE_TIMEOUT_S (so it ends before anyone may re-drive it); a worker sends one create at a
+time and records it before the next; and a launch whose claim was taken over cancels what it made.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 
 from shared import log, queries
 from shared.db import Database
-from shared.images import DownloadError, download, to_data_uri
+from shared.images import CONTENT_TYPES, DownloadError, download, to_data_uri
 from shared.replicate_api import NotFound, OutOfTime, Prediction, Rejected, ReplicateAPI, Transient
 from shared.settings import Settings
 from shared.storage import StorageError, key_for
@@ -59,8 +62,9 @@ def _reachable(settings: Settings, storage, url: str) -> str:
     key = storage.key_of(url)
     if key is None:
         return url
-    data = storage.get(key)
-    return to_data_uri(data, "image/png" if key.endswith(".png") else "image/webp" if key.endswith(".webp") else "image/jpeg")
+    extension = key.rsplit(".", 1)[1]
+    content_type = next(kind for kind, ext in CONTENT_TYPES.items() if ext == extension)
+    return to_data_uri(storage.get(key), content_type)
 
 
 def _replicate_is_local(settings: Settings) -> bool:
@@ -74,7 +78,6 @@ def _replicate_is_local(settings: Settings) -> bool:
 class Launch:
     outcome: str  # launched | failed | deferred | lost
     prediction_id: str | None = None
-    retry_after: float | None = None
     throttled: bool = False
 
 
@@ -84,7 +87,7 @@ def backoff_seconds(retry_after: float | None) -> float:
 
 def create_prediction(settings: Settings, api: ReplicateAPI, storage, task: dict,
                       claimed: float | None = None) -> Prediction | Exception:
-    """The network half of a launch (safe in a thread): the prediction, or the error it met.
+    """The network half of a launch: the prediction, or the error it met.
     `claimed` (time.monotonic() when the claim was taken): the create must start early enough to
     end, even by timing out, before the claim could go stale and be re-driven by another run."""
     claimed = time.monotonic() if claimed is None else claimed
@@ -120,7 +123,7 @@ def record_launch(db: Database, api: ReplicateAPI, task: dict, result: Predictio
     delay = 0.0 if isinstance(result, OutOfTime) else backoff_seconds(retry_after)
     db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay})
     log.event("launch_deferred", task_id=task["id"], **step, reason=str(result), delay_s=delay)
-    return Launch("deferred", retry_after=delay, throttled=getattr(result, "status", None) == 429)
+    return Launch("deferred", throttled=getattr(result, "status", None) == 429)
 
 
 def launch(db: Database, settings: Settings, api: ReplicateAPI, storage, task: dict) -> Launch:

@@ -46,10 +46,6 @@ class ImageRef:
     data: bytes | None = None
     content_type: str | None = None
 
-    @property
-    def is_data(self) -> bool:
-        return self.data is not None
-
     def as_data_uri(self) -> str:
         return to_data_uri(self.data, self.content_type)
 

@@ -1,6 +1,6 @@
 """One JSON line per invocation and per transition on stdout, for a platform's log search.
 
-Never pass secrets, tokens or image data here; `safe_url` trims data URIs and query strings.
+Never pass secrets, tokens or image data here; `redact` is the safety net, not the plan.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import json
 import re
 import sys
 import time
+from types import MappingProxyType
+from typing import Mapping
 
-_invocation: contextvars.ContextVar[dict] = contextvars.ContextVar("invocation", default={})
+_invocation: contextvars.ContextVar[Mapping] = contextvars.ContextVar("invocation", default=MappingProxyType({}))
 
 
 def bind(**fields) -> None:
@@ -20,7 +22,7 @@ def bind(**fields) -> None:
 
 
 def reset() -> None:
-    _invocation.set({})
+    _invocation.set(MappingProxyType({}))
 
 
 # Replicate tokens, webhook secrets, data URIs' payloads, and passwords in URLs.
@@ -58,11 +60,3 @@ def invocation(status: int, duration_ms: float) -> None:
         f'{{"ts": {time.time():.3f}, "event": "invocation", "function": {json.dumps(bound.get("function"))}, '
         f'"request_id": {json.dumps(bound.get("request_id"))}, "status": {status}, "duration_ms": {duration_ms:.1f}}}\n')
     sys.stdout.flush()
-
-
-def safe_url(url: str | None) -> str | None:
-    if not url:
-        return url
-    if url.startswith("data:"):
-        return url[: url.find(",")] + ",…" if "," in url else "data:…"
-    return url.split("?", 1)[0][:300]

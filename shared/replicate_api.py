@@ -228,10 +228,6 @@ class ReplicateAPI:
                 continue
         return predictions, data.get("next") or None
 
-    def webhook_secret(self) -> str:
-        data = self._call("GET", "/v1/webhooks/default/secret")
-        return str(data.get("key", ""))
-
     def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, start_by: float | None = None,
               **kwargs) -> Any:
         limit = limit or self.reads

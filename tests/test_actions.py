@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import drive, look, wait_until
+from tests.conftest import drive, look
 
 ALL_ACTIONS = ("continue", "finish", "retry", "cancel")
 

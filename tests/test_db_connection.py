@@ -1,9 +1,7 @@
 """Warm invocations reuse one connection; a dropped one is replaced; none is left mid-transaction."""
 
-import uuid
 
 import psycopg2
-import pytest
 
 from shared import db
 from tests.conftest import look, wait_until

@@ -36,7 +36,8 @@ def test_the_seed_procedure_runs_over_http_with_the_built_in_cron(devserver):
         return requests.get(devserver.url + "/status", params={"task_id": task_id}, headers=user(), timeout=10).json()
 
     for step in (1, 2):
-        view = wait_until(lambda: (v := status())["status"] == "waiting_continue" and v["current_step"] == step and v, timeout=30)
+        view = wait_until(lambda step=step: (v := status())["status"] == "waiting_continue" and v["current_step"] == step and v,
+                          timeout=30)
         image = requests.get(view["intermediate_result"], timeout=10)
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
         assert requests.post(devserver.url + "/continue", headers=user(), json={"task_id": task_id}, timeout=10).status_code == 200

@@ -3,7 +3,6 @@
 import secrets
 import time
 
-import psycopg2
 
 from shared import queries
 from shared.db import Database

@@ -1,6 +1,5 @@
 """The Replicate simulator speaks what the project uses of Replicate's HTTP API, as documented."""
 
-import time
 
 import httpx
 import pytest

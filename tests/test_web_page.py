@@ -3,7 +3,6 @@ devserver: upload, create, step 1, continue, final image, download; finish early
 
 import io
 import os
-import time
 
 import pytest
 import requests
@@ -104,8 +103,8 @@ def test_the_whole_flow_with_two_garments_ends_in_a_downloadable_png(page, devse
     assert final_image != first_image
     with page.expect_download() as download_info:
         page.get_by_test_id("download").click()
-    path = download_info.value.path()
-    data = open(path, "rb").read()
+    with open(download_info.value.path(), "rb") as downloaded:
+        data = downloaded.read()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert Image.open(io.BytesIO(data)).size == (768, 1024)
     assert download_info.value.suggested_filename == "look-step-2.png"
