@@ -197,3 +197,44 @@ def test_cancel_while_a_step_runs(page, devserver, images):
         assert page.get_by_test_id("retry").is_visible()
     finally:
         sim_faults(devserver, duration_s=None)
+
+
+def test_download_of_an_image_on_another_origin_saves_it_without_leaving_the_page(page, devserver, images, tmp_path):
+    """Deployed, images live on a bucket or CDN: a cross-origin link's download attribute is
+    ignored by browsers, so the page fetches the bytes and saves them itself."""
+    import http.server
+    import threading
+
+    png = open(images["shirt"], "rb").read()
+
+    class Bucket(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Length", str(len(png)))
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args):
+            pass
+
+    bucket = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bucket)
+    threading.Thread(target=bucket.serve_forever, daemon=True).start()
+    try:
+        page.goto(devserver.url + "/")
+        fill_look(page, images, garments=("shirt",))
+        page.get_by_test_id("start").click()
+        wait_status(page, "completed")
+        here = page.url
+        # As if the result were stored on another origin (a bucket).
+        page.evaluate(f"document.querySelector('[data-testid=download]').href = "
+                      f"'http://localhost:{bucket.server_address[1]}/tasks/x/step-1-1.png'")
+        with page.expect_download() as download_info:
+            page.get_by_test_id("download").click()
+        with open(download_info.value.path(), "rb") as saved:
+            assert saved.read() == png
+        assert page.url == here
+        assert page.console_errors == []
+    finally:
+        bucket.shutdown()

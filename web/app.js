@@ -416,6 +416,26 @@
   ui.retry.addEventListener("click", () => act("retry"));
   ui.cancel.addEventListener("click", () => act("cancel"));
   ui.newLook.addEventListener("click", () => { remember(null); reset(); });
+  ui.download.addEventListener("click", async (event) => {
+    // Same origin (the devserver): the link's download attribute saves the file. Images on a
+    // bucket or CDN are cross-origin, where browsers ignore it and would leave this page: fetch
+    // the bytes (if the host allows CORS) and save them, else show the image in a new tab.
+    const url = new URL(ui.download.href, location.href);
+    if (url.origin === location.origin) return;
+    event.preventDefault();
+    try {
+      const response = await fetch(url, { mode: "cors" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const blobUrl = URL.createObjectURL(await response.blob());
+      const link = Object.assign(document.createElement("a"), { href: blobUrl, download: ui.download.download });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(blobUrl), 10000);
+    } catch (error) {
+      window.open(url.href, "_blank", "noopener");
+    }
+  });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && taskId) refresh().then(schedulePoll);
   });
