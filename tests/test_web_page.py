@@ -133,7 +133,7 @@ def test_a_failed_step_shows_the_reason_and_retry_runs_it_again(page, devserver,
     page.get_by_test_id("retry").wait_for(state="visible")
     error = page.get_by_test_id("error")
     assert error.is_visible()
-    assert "No person detected in the image" in error.inner_text()
+    assert error.inner_text().startswith("Причина: The try-on model could not finish step 1: No person detected")
     assert page.get_by_test_id("progress").inner_text() == "Шаг 1 из 1 не получился"
     page.get_by_test_id("retry").click()
     wait_status(page, "completed")
@@ -193,7 +193,7 @@ def test_cancel_while_a_step_runs(page, devserver, images):
         wait_status(page, "processing")
         page.get_by_test_id("cancel").click()
         wait_status(page, "failed")
-        assert page.get_by_test_id("error").inner_text() == "canceled by user"
+        assert page.get_by_test_id("error").inner_text() == "Вы отменили этот шаг."
         assert page.get_by_test_id("retry").is_visible()
     finally:
         sim_faults(devserver, duration_s=None)
@@ -238,3 +238,30 @@ def test_download_of_an_image_on_another_origin_saves_it_without_leaving_the_pag
         assert page.console_errors == []
     finally:
         bucket.shutdown()
+
+
+def test_a_limit_reached_is_explained_in_russian(page, devserver, images):
+    sim_faults(devserver, duration_s=30)
+    try:
+        page.goto(devserver.url + "/")
+        user = "anon-limit-" + page.evaluate("crypto.randomUUID()")
+        page.evaluate(f"localStorage.setItem('tryon.user', '{user}')")
+        for _ in range(3):  # MAX_ACTIVE_TASKS_PER_USER: 3 unfinished looks already
+            reply = requests.post(devserver.url + "/start", headers={"X-User-Id": user}, timeout=10,
+                                  json={"person_image": images_uri(images["person"]), "garments": [images_uri(images["shirt"])]})
+            assert reply.status_code == 200, reply.text
+        fill_look(page, images, garments=("shirt",))
+        page.get_by_test_id("start").click()
+        page.get_by_test_id("error").wait_for(state="visible")
+        assert page.get_by_test_id("error").inner_text() == (
+            "У вас уже есть незавершённые образы. Завершите или отмените один, прежде чем начинать новый.")
+        assert page.console_errors == [f"Failed to load resource: the server responded with a status of 429 (Too Many Requests)"]
+    finally:
+        sim_faults(devserver, duration_s=None)
+
+
+def images_uri(path) -> str:
+    import base64
+
+    with open(path, "rb") as image:
+        return "data:image/png;base64," + base64.b64encode(image.read()).decode()

@@ -24,6 +24,7 @@
       badUrl: "Ссылка должна начинаться с https://", notImage: "Этот файл не похож на изображение (PNG, JPEG или WebP).",
       network: "Нет связи с сервером. Пробуем ещё раз…", tooMany: "Можно добавить не больше {n} вещей.",
       lost: "Эта примерка не найдена. Начните новый образ.",
+      reason: "Причина: ",
     },
     en: {
       title: "Virtual try-on",
@@ -41,8 +42,27 @@
       badUrl: "The link must start with https://", notImage: "This file does not look like an image (PNG, JPEG or WebP).",
       network: "Cannot reach the server. Trying again…", tooMany: "At most {n} garments can be added.",
       lost: "This try-on was not found. Start a new look.",
+      reason: "",
     },
   };
+  // The API's error codes are stable; its sentences are English. Russian for the ones a shopper meets.
+  const ERRORS_RU = {
+    invalid_image: "Изображение не подходит: нужен файл PNG, JPEG или WebP до 3 МБ или ссылка https://",
+    too_many_garments: "Слишком много вещей для одного образа.",
+    payload_too_large: "Фотографии слишком большие. Выберите изображения поменьше.",
+    too_many_active_tasks: "У вас уже есть незавершённые образы. Завершите или отмените один, прежде чем начинать новый.",
+    start_rate_limited: "Вы создали много образов за последний час. Попробуйте позже.",
+    step_rate_limited: "Слишком много шагов за последний час. Попробуйте позже.",
+    service_busy: "Сервис сейчас очень загружен. Попробуйте через несколько минут.",
+    database_unavailable: "Сервис временно недоступен. Попробуйте через минуту.",
+    storage_unavailable: "Сервис временно недоступен. Попробуйте через минуту.",
+    not_configured: "Сервис временно недоступен. Попробуйте позже.",
+    internal_error: "Что-то пошло не так. Попробуйте через минуту.",
+    wrong_state: "Состояние образа уже изменилось.",
+    task_not_found: "Эта примерка не найдена. Начните новый образ.",
+    user_required: "Не удалось определить пользователя. Обновите страницу.",
+  };
+  const MESSAGES_RU = { "canceled by user": "Вы отменили этот шаг." };
   const params = new URLSearchParams(location.search);
   const lang = params.get("lang") === "en" ? "en" : "ru";
   const t = (key, vars = {}) => (TEXT[lang][key] || key).replace(/\{(\w+)\}/g, (_, name) => vars[name] ?? "");
@@ -208,7 +228,8 @@
     let body = null;
     try { body = await response.json(); } catch (error) { body = null; }
     if (!response.ok) {
-      throw new ApiError((body && body.error) || `HTTP ${response.status}`, response.status, body);
+      const translated = lang === "ru" && body && ERRORS_RU[body.code];
+      throw new ApiError(translated || (body && body.error) || `HTTP ${response.status}`, response.status, body);
     }
     return body;
   }
@@ -361,7 +382,9 @@
   }
 
   function showServerError(view) {
-    if (view.status === "failed" && view.error_message) showError(view.error_message);
+    if (view.status === "failed" && view.error_message) {
+      showError(lang === "ru" && MESSAGES_RU[view.error_message] || t("reason") + view.error_message);
+    }
     else if (ui.error.textContent && ui.error.textContent !== t("network") && view.status !== "failed" && !busy) showError("");
   }
 
