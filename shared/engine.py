@@ -20,6 +20,7 @@ import concurrent.futures
 import json
 import secrets
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -369,7 +370,8 @@ def run_checker(db: Database, settings: Settings, api: ReplicateAPI, storage, re
                 try:
                     run.add(apply(db, task, future.result()))
                 except Exception as error:  # a bug in one task must not stop the others
-                    log.event("check_error", task_id=task["id"], error=type(error).__name__)
+                    log.event("check_error", task_id=task["id"], error=type(error).__name__,
+                              trace=traceback.format_exc(limit=6)[-2000:])
                     run.add("error")
     remaining_count = db.scalar(queries.IN_FLIGHT_NOT_CHECKED_SINCE, {"since": since}) + run.skipped
     return {"message": f"Checked {run.counts['checked']} predictions", **run.counts, "remaining": remaining_count,
