@@ -27,6 +27,7 @@ from shared.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
 )
+from shared.images import megabytes
 from shared.settings import ConfigError, Settings, load
 from shared.storage import StorageError
 
@@ -212,13 +213,12 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                         "Access-Control-Max-Age": "86400",
                     })
                 elif request.method not in allowed:
-                    raise MethodNotAllowed(
-                        f"Use {' or '.join(allowed)} for this endpoint.",
-                        allowed=list(allowed),
-                    )
+                    error = MethodNotAllowed(f"Use {' or '.join(allowed)} for this endpoint.", allowed=list(allowed))
+                    error.headers["Allow"] = ", ".join(allowed + ("OPTIONS",))
+                    raise error
                 elif request.raw_body and len(request.raw_body) > settings.max_body_bytes:
                     raise PayloadTooLarge(
-                        f"The request is larger than {settings.max_body_bytes // (1024 * 1024)} MB. "
+                        f"The request is larger than {megabytes(settings.max_body_bytes)}. "
                         "Send smaller images or image URLs."
                     )
                 else:

@@ -92,20 +92,21 @@ def _parse_data_uri(value: str, max_bytes: int) -> ImageRef:
     payload = value[match.end():]
     # Base64 is 4 characters for 3 bytes: refuse oversized input before decoding it.
     if len(payload) > (max_bytes // 3 + 1) * 4 + 4:
-        raise InvalidImage(f"is larger than {_megabytes(max_bytes)}")
+        raise InvalidImage(f"is larger than {megabytes(max_bytes)}")
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidImage("is a data URI whose base64 data is broken") from None
     if len(data) > max_bytes:
-        raise InvalidImage(f"is larger than {_megabytes(max_bytes)}")
+        raise InvalidImage(f"is larger than {megabytes(max_bytes)}")
     real_type = sniff(data)
     if real_type is None:
         raise InvalidImage("is not a PNG, JPEG or WebP image")
     return ImageRef(data=data, content_type=real_type)
 
 
-def _megabytes(n: int) -> str:
+def megabytes(n: int) -> str:
+    """A size as people read it: 3 MB, 0.0191 MB."""
     return f"{n / (1024 * 1024):.3g} MB"
 
 
@@ -135,12 +136,12 @@ def download(url: str, *, max_bytes: int, timeout: float = 15.0) -> tuple[bytes,
                 raise DownloadError(f"the image host answered {response.status_code}", transient=False)
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadError(f"the image is larger than {_megabytes(max_bytes)}", transient=False)
+                raise DownloadError(f"the image is larger than {megabytes(max_bytes)}", transient=False)
             chunks, size = [], 0
             for chunk in response.iter_content(64 * 1024):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise DownloadError(f"the image is larger than {_megabytes(max_bytes)}", transient=False)
+                    raise DownloadError(f"the image is larger than {megabytes(max_bytes)}", transient=False)
                 chunks.append(chunk)
     except requests.RequestException as error:
         raise DownloadError(f"the image could not be fetched ({type(error).__name__})", transient=True) from None

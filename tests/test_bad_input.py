@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import uuid
 
 import psycopg2
@@ -119,6 +120,8 @@ def test_a_body_over_the_size_limit_is_a_413(fn, env, monkeypatch):
     reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:1], "prompt_hints": "x" * 200_000})
     assert reply.status == 413
     assert reply.body["code"] == "payload_too_large"
+    # A cap under a megabyte is still stated as a size a person can use, not "0 MB".
+    assert re.fullmatch(r"The request is larger than 0\.0\d+ MB\. Send smaller images or image URLs\.", reply.body["error"])
     assert table_counts(env["DATABASE_URL"]) == (0, 0)
 
 

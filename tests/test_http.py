@@ -117,3 +117,10 @@ def test_a_timer_trigger_invocation_runs_the_cron_path_without_the_secret(fn, mo
 def test_response_bodies_are_json_strings_never_bytes(fn):
     raw = fn.handlers["status"](make_event("GET", query={"task_id": str(uuid.uuid4())}), None)
     assert isinstance(raw["body"], str) and raw["isBase64Encoded"] is False
+
+
+def test_a_wrong_method_is_a_405_that_says_which_methods_work(fn):
+    reply = fn.call("status", "DELETE", query={"task_id": "x"})
+    assert reply.status == 405
+    assert reply.body == {"error": "Use GET for this endpoint.", "code": "method_not_allowed", "allowed": ["GET"]}
+    assert reply.headers["Allow"] == "GET, OPTIONS"
