@@ -47,7 +47,8 @@ def handle(request: Request, api: ReplicateAPI, storage) -> dict:
         verify(request, settings.replicate_webhook_secret)
     body = request.json()
     prediction_id = body.get("id")
-    if not isinstance(prediction_id, str) or not PREDICTION_ID.match(prediction_id):
+    if (not isinstance(prediction_id, str) or not PREDICTION_ID.match(prediction_id)
+            or (signed and not isinstance(body.get("status"), str))):
         raise BadRequest("The webhook body is not a Replicate prediction.", code="invalid_webhook")
     log.bind(prediction_id=prediction_id, webhook_id=request.header("webhook-id"))
     try:

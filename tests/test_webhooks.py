@@ -162,8 +162,10 @@ def test_a_webhook_for_an_orphan_is_acknowledged_and_a_running_orphan_is_cancele
     assert fn.status(task_id).body["status"] == "failed"
 
 
-def test_a_webhook_that_is_not_a_prediction_is_a_400(fn, sim, signed):
-    raw, headers = webhook_event_for(sim, "x", body={"hello": "world"})
+@pytest.mark.parametrize("body", [{"hello": "world"}, {"id": "abc123"}, {"id": "abc123", "status": 7},
+                                  {"id": "../../etc", "status": "succeeded"}])
+def test_a_signed_webhook_that_is_not_a_prediction_is_a_400(fn, sim, signed, body):
+    raw, headers = webhook_event_for(sim, "x", body=body)
     reply = post_webhook(fn, raw, headers)
     assert reply.status == 400 and reply.body["code"] == "invalid_webhook"
 
