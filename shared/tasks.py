@@ -1,5 +1,5 @@
-"""Tasks as users see them: starting one, the status view, and the buttons (continue, finish,
-retry, cancel). Talking to Replicate lives in `shared.engine`.
+"""Tasks as users see them: validating and starting one, the spending caps, and the status view.
+The buttons (continue, finish, retry, cancel) are in `shared.actions`; Replicate in `shared.engine`.
 """
 
 from __future__ import annotations
