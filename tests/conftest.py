@@ -135,6 +135,17 @@ ENV_NAMES = (
 )
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters():
+    """Rate limiters live for the process, as in a warm instance; a 429's pause in one test must
+    not slow the next."""
+    from shared import replicate_api
+
+    replicate_api._limiters.clear()
+    yield
+    replicate_api._limiters.clear()
+
+
 @pytest.fixture
 def env(monkeypatch, database_url, sim, file_server):
     """The environment every function sees in a test: the test database, the simulator, and a
