@@ -36,6 +36,18 @@ def database_url_for(base_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
+def run_sql(url: str, statement: str, params=None) -> list[tuple] | None:
+    """One statement on its own autocommit connection: what a test or an operator's psql sees."""
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def _admin(base_url: str):
     conn = psycopg2.connect(base_url)

@@ -5,10 +5,9 @@ import json
 import re
 import uuid
 
-import psycopg2
 import pytest
 
-from tests.conftest import GARMENTS, PERSON, make_event, png_bytes
+from tests.conftest import run_sql, GARMENTS, PERSON, make_event, png_bytes
 
 HTTPS_IMAGE = "https://cdn.example.com/shirt.png"
 GIF = "data:image/gif;base64," + base64.b64encode(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").decode()
@@ -81,13 +80,7 @@ OTHER_CASES = {
 
 
 def table_counts(url):
-    conn = psycopg2.connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT (SELECT count(*) FROM replicate_tasks), (SELECT count(*) FROM replicate_task_steps)")
-            return cur.fetchone()
-    finally:
-        conn.close()
+    return run_sql(url, "SELECT (SELECT count(*) FROM replicate_tasks), (SELECT count(*) FROM replicate_task_steps)")[0]
 
 
 @pytest.mark.parametrize("case", list(START_CASES) + list(OTHER_CASES))

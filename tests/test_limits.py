@@ -5,23 +5,16 @@ import base64
 import json
 import uuid
 
-import psycopg2
 import pytest
 
 from shared.settings import load
-from tests.conftest import GARMENTS, PERSON, data_uri, drive, look, png_bytes
+from tests.conftest import run_sql, GARMENTS, PERSON, data_uri, drive, look, png_bytes
 
 HTTPS = "https://cdn.example.com/"
 
 
 def task_count(env) -> int:
-    conn = psycopg2.connect(env["DATABASE_URL"])
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM replicate_tasks")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return run_sql(env["DATABASE_URL"], "SELECT count(*) FROM replicate_tasks")[0][0]
 
 
 def assert_refused(reply, status, code, env, tasks_before, sim, creates_before=0):

@@ -6,25 +6,16 @@ import sys
 import threading
 from pathlib import Path
 
-import psycopg2
 
 import migrations
-from tests.conftest import Functions, drive
+from tests.conftest import run_sql, Functions, drive
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = [m.version for m in migrations.available()]
 SEED_TABLE = (ROOT / "migrations" / "0001_replicate_tasks.sql").read_text()
 
 
-def query(url, sql, params=None):
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+query = run_sql
 
 
 def test_0001_is_the_seed_create_table_verbatim():

@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
 
-from tests.conftest import drive, look
+from tests.conftest import run_sql, drive, look
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,14 +19,7 @@ def monitor(env, *args, answer: str | None = None):
 
 
 def sql(env, statement, params=None):
-    conn = psycopg2.connect(env["DATABASE_URL"])
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+    return run_sql(env["DATABASE_URL"], statement, params)
 
 
 def test_the_overview_shows_active_and_waiting_tasks_with_progress(fn, sim, env):
