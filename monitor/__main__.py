@@ -170,7 +170,7 @@ def fail(cur, args) -> int:
         prediction_id = dict(zip(columns, row))["prediction_id"]
         note = ""
         if prediction_id and api is not None:
-            from shared.engine import cancel_quietly
+            from shared.launching import cancel_quietly
 
             note = ", prediction canceled" if cancel_quietly(api, prediction_id) else ", prediction NOT canceled (see log)"
         print(f"  {task_id}: failed{note}")

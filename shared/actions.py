@@ -1,51 +1,55 @@
-"""The user's buttons and the status poll, each one conditional transition plus its side effects."""
+"""The user's buttons: continue, finish, retry and cancel. Whether an action applies comes from
+`shared.states.TRANSITIONS`; each move is then one conditional statement, so a double click or
+a race with the checker finds nothing left to move and answers 409."""
 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from shared import engine, log, queries, storage, tasks
-from shared.http import Request
-from shared.replicate_api import ReplicateAPI
+from shared import log, queries
+from shared.limits import check_step_budget
+from shared.services import Services
+from shared.states import Action, Status, transition
+from shared.task import Task
+from shared.view import body, load_owned, wrong_state
 
+CANCELED_BY_USER = "canceled by user"
 
-def status(request: Request, task_id: str, user: str | None, force_check: bool) -> dict:
-    db, settings = request.db, request.settings
-    row = tasks.load_owned(db, task_id, user)
-    if force_check and row["status"] == "processing" and row["prediction_id"]:
-        # At most one inline reconcile per task every RECHECK_INTERVAL_S, however often it is polled.
-        claimed = db.one(queries.CLAIM_ONE_TO_CHECK, {"id": task_id, "recheck_s": settings.recheck_interval_s})
-        if claimed is not None:
-            outcome = engine.reconcile(db, settings, ReplicateAPI(settings), storage.from_settings(settings), claimed)
-            if outcome not in ("running", "error"):
-                row = tasks.load_owned(db, task_id, user)
-    return tasks.view(row)
+# The conditional statement that makes each move (its WHERE repeats the move's source status).
+_CLAIMS = {Action.CONTINUE: queries.CLAIM_CONTINUE, Action.RETRY: queries.CLAIM_RETRY}
 
 
-def perform(request: Request, task_id: str, user: str | None, action: str) -> dict:
-    db, settings = request.db, request.settings
-    row = tasks.load_owned(db, task_id, user)
-    if action in ("continue", "retry"):
-        if row["status"] == ("waiting_continue" if action == "continue" else "failed"):
-            # Each step is a paid prediction: it counts against the user's hourly step budget.
-            tasks.check_step_budget(db, settings, row["user_id"])
-        sql = queries.CLAIM_CONTINUE if action == "continue" else queries.CLAIM_RETRY
-        claimed = db.one(sql, {"id": task_id, "token": secrets.token_hex(16)})
+def perform(services: Services, task_id: str, user: str | None, action: Action) -> dict[str, Any]:
+    db = services.db
+    task = load_owned(db, task_id, user).task
+    move = transition(task.status, action, has_image=bool(task.intermediate_result))
+    if move is None:
+        raise wrong_state(task, action)
+    if move.starts_step:
+        # Each step is a paid prediction: it counts against the user's hourly step budget.
+        check_step_budget(db, services.settings, task.user_id)
+        claimed = db.one(_CLAIMS[action], {"id": task_id, "token": secrets.token_hex(16)})
         if claimed is None:
-            raise tasks.wrong_state(tasks.load_owned(db, task_id, user), action)
-        log.transition(task_id, row["status"], "processing", step=claimed["current_step"],
-                       attempt=claimed["attempt"], action=action)
+            raise wrong_state(load_owned(db, task_id, user).task, action)
+        step = Task.from_row(claimed)
+        log.transition(task_id, task.status, Status.PROCESSING, step=step.current_step, attempt=step.attempt,
+                       action=action)
         # Start the step now, as the original did; if Replicate is busy the worker retries it.
-        engine.launch(db, settings, ReplicateAPI(settings), storage.from_settings(settings), claimed)
-    elif action == "finish":
+        from shared import launching  # only the buttons that start a step talk to Replicate
+
+        launching.launch(services, step)
+    elif action is Action.FINISH:
         if db.one(queries.FINISH, {"id": task_id}) is None:
-            raise tasks.wrong_state(tasks.load_owned(db, task_id, user), action)
-        log.transition(task_id, row["status"], "completed", action=action)
+            raise wrong_state(load_owned(db, task_id, user).task, action)
+        log.transition(task_id, task.status, Status.COMPLETED, action=action)
     else:
-        canceled = db.one(queries.CANCEL, {"id": task_id, "error": engine.CANCELED_BY_USER})
+        canceled = db.one(queries.CANCEL, {"id": task_id, "error": CANCELED_BY_USER})
         if canceled is None:
-            raise tasks.wrong_state(tasks.load_owned(db, task_id, user), action)
-        log.transition(task_id, row["status"], "failed", step=canceled["current_step"], action=action)
+            raise wrong_state(load_owned(db, task_id, user).task, action)
+        log.transition(task_id, task.status, Status.FAILED, step=canceled["current_step"], action=action)
         if canceled["prediction_id"]:
-            engine.cancel_quietly(ReplicateAPI(settings), canceled["prediction_id"])
-    return tasks.view(tasks.load_owned(db, task_id, user))
+            from shared import launching
+
+            launching.cancel_quietly(services.replicate, canceled["prediction_id"])
+    return body(load_owned(db, task_id, user))

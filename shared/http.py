@@ -11,29 +11,32 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from shared import db, log
 from shared.errors import (
-    BadRequest,
-    HTTPError,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    ServiceUnavailable,
+    InvalidInput,
+    LimitReached,
+    ServiceError,
+    TaskNotFound,
+    Unauthorized,
+    Unavailable,
+    WrongState,
 )
 from shared.images import megabytes
+from shared.services import Services
 from shared.settings import ConfigError, Settings, load
 from shared.storage import StorageError
+from shared.validation import valid_user_id
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
-USER_ID_RE = re.compile(r"^[A-Za-z0-9._:@+=\-]{1,128}$")
 
 
 @dataclass
@@ -46,7 +49,7 @@ class Response:
 class Request:
     def __init__(self, event: dict, context: Any, settings: Settings, headers: dict[str, str] | None = None):
         if not isinstance(event, dict):
-            raise BadRequest("The request could not be read.", code="bad_event")
+            raise InvalidInput("The request could not be read.", code="bad_event")
         self.event = event
         self.context = context
         self.settings = settings
@@ -67,26 +70,20 @@ class Request:
             or getattr(context, "aws_request_id", None)
             or uuid.uuid4()
         )
-        self._db: db.Database | None = None
-
-    @property
-    def db(self) -> db.Database:
-        if self._db is None:
-            self._db = db.Database(self.settings.database_url)
-        return self._db
+        self.services = Services(settings)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
-    def json(self) -> dict:
+    def json(self) -> dict[str, Any]:
         if not self.raw_body.strip():
             return {}
         try:
             data = json.loads(self.raw_body)
         except (ValueError, RecursionError):
-            raise BadRequest("The request body is not valid JSON.", code="invalid_json") from None
+            raise InvalidInput("The request body is not valid JSON.", code="invalid_json") from None
         if not isinstance(data, dict):
-            raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+            raise InvalidInput("The request body must be a JSON object.", code="invalid_json")
         return data
 
     @property
@@ -108,15 +105,6 @@ class Request:
             except Exception:  # a context we do not know: our own budget still applies
                 pass
         return left
-
-
-def valid_user_id(value: Any) -> str:
-    if not isinstance(value, str) or not USER_ID_RE.match(value):
-        raise BadRequest(
-            "The user id must be 1-128 letters, digits or . _ - : @ + = characters.",
-            code="invalid_user_id",
-        )
-    return value
 
 
 def _headers(event: dict) -> dict[str, str]:
@@ -155,11 +143,11 @@ def _body(event: dict) -> str:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest("The request body is not valid base64.", code="invalid_body") from None
+            raise InvalidInput("The request body is not valid base64.", code="invalid_body") from None
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise BadRequest("The request body must be UTF-8 JSON.", code="invalid_body") from None
+            raise InvalidInput("The request body must be UTF-8 JSON.", code="invalid_body") from None
     return body
 
 
@@ -188,12 +176,12 @@ def to_event_response(response: Response, cors: dict[str, str]) -> dict:
     }
 
 
-def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], Callable]:
+def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], Callable[..., dict[str, Any]]]:
     """Makes `fn(request) -> dict | Response` into a platform `handler(event, context)`."""
     allowed = tuple(m.upper() for m in methods)
 
-    def wrap(fn: Callable[[Request], Any]) -> Callable:
-        def handler(event, context=None):
+    def wrap(fn: Callable[[Request], Any]) -> Callable[..., dict[str, Any]]:
+        def handler(event: Any, context: Any = None) -> dict[str, Any]:
             log.reset()
             log.bind(function=name)
             origins: tuple[str, ...] = ("*",)
@@ -208,14 +196,12 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                 log.bind(request_id=request.request_id)
                 if request.method == "OPTIONS":
                     response = Response(200, {"ok": True}, {
-                        "Access-Control-Allow-Methods": ", ".join(allowed + ("OPTIONS",)),
+                        "Access-Control-Allow-Methods": ", ".join((*allowed, "OPTIONS")),
                         "Access-Control-Allow-Headers": ALLOW_HEADERS,
                         "Access-Control-Max-Age": "86400",
                     })
                 elif request.method not in allowed:
-                    error = MethodNotAllowed(f"Use {' or '.join(allowed)} for this endpoint.", allowed=list(allowed))
-                    error.headers["Allow"] = ", ".join(allowed + ("OPTIONS",))
-                    raise error
+                    raise MethodNotAllowed(f"Use {' or '.join(allowed)} for this endpoint.", allowed=list(allowed))
                 elif request.raw_body and len(request.raw_body) > settings.max_body_bytes:
                     raise PayloadTooLarge(
                         f"The request is larger than {megabytes(settings.max_body_bytes)}. "
@@ -224,40 +210,85 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                 else:
                     result = fn(request)
                     response = result if isinstance(result, Response) else Response(200, result)
-            except HTTPError as error:
-                response = _error_response(error)
-            except db.UNAVAILABLE as error:
-                log.event("database_unavailable", error=type(error).__name__)
-                response = _error_response(ServiceUnavailable(
-                    "The database is unavailable right now. Please try again in a few seconds.",
-                    code="database_unavailable", retry_after=5,
-                ))
-            except StorageError as error:
-                log.event("storage_unavailable", error=str(error))
-                response = _error_response(ServiceUnavailable(
-                    "Image storage is unavailable right now. Please try again in a minute.",
-                    code="storage_unavailable", retry_after=30,
-                ))
-            except ConfigError as error:
-                log.event("config_error", error=str(error))
-                response = _error_response(ServiceUnavailable(
-                    "The service is not configured correctly. The operator has been notified.",
-                    code="not_configured", retry_after=60,
-                ))
-            except Exception as error:  # the one place that catches everything: log, never leak
-                log.event("unhandled_error", error=type(error).__name__,
-                          trace=traceback.format_exc(limit=8)[-2000:])
-                response = _error_response(HTTPError())
+            except Exception as error:  # the one place that catches everything: ERRORS decides
+                response = error_response(error)
             log.invocation(response.status, (time.monotonic() - started) * 1000)
             return to_event_response(response, cors_headers(origins, request_origin))
 
         handler.__name__ = "handler"
-        handler.endpoint_name = name
-        handler.methods = allowed
+        handler.endpoint_name = name  # type: ignore[attr-defined]
+        handler.methods = allowed  # type: ignore[attr-defined]
         return handler
 
     return wrap
 
 
-def _error_response(error: HTTPError) -> Response:
-    return Response(error.status, error.body(), dict(error.headers))
+# --- errors -> responses: one table, looked up along the exception's class hierarchy ----------------
+
+class MethodNotAllowed(ServiceError):
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+
+
+ERRORS: dict[type[BaseException], Callable[[Any], Response]] = {}
+
+
+def exception_handler(*types: type[BaseException]) -> Callable[[Callable[[Any], Response]], Callable[[Any], Response]]:
+    """Registers `fn(error) -> Response` for `types` and their subclasses."""
+
+    def register(fn: Callable[[Any], Response]) -> Callable[[Any], Response]:
+        for error_type in types:
+            ERRORS[error_type] = fn
+        return fn
+
+    return register
+
+
+def answer(status: int, error: ServiceError) -> Response:
+    headers = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    return Response(status, error.body(), headers)
+
+
+for _type, _status in ((InvalidInput, 400), (Unauthorized, 401), (TaskNotFound, 404), (WrongState, 409),
+                       (PayloadTooLarge, 413), (LimitReached, 429), (Unavailable, 503)):
+    ERRORS[_type] = lambda error, status=_status: answer(status, error)
+
+
+@exception_handler(MethodNotAllowed)
+def _method_not_allowed(error: MethodNotAllowed) -> Response:
+    response = answer(405, error)
+    response.headers["Allow"] = ", ".join([*error.extra["allowed"], "OPTIONS"])
+    return response
+
+
+@exception_handler(*db.UNAVAILABLE)
+def _database_unavailable(error: Exception) -> Response:
+    log.event("database_unavailable", error=type(error).__name__)
+    return answer(503, Unavailable("The database is unavailable right now. Please try again in a few seconds.",
+                                   code="database_unavailable", retry_after=5))
+
+
+@exception_handler(StorageError)
+def _storage_unavailable(error: StorageError) -> Response:
+    log.event("storage_unavailable", error=str(error))
+    return answer(503, Unavailable("Image storage is unavailable right now. Please try again in a minute.",
+                                   code="storage_unavailable", retry_after=30))
+
+
+@exception_handler(ConfigError)
+def _not_configured(error: ConfigError) -> Response:
+    log.event("config_error", error=str(error))
+    return answer(503, Unavailable("The service is not configured correctly. The operator has been notified.",
+                                   code="not_configured", retry_after=60))
+
+
+def error_response(error: Exception) -> Response:
+    for error_type in type(error).__mro__:
+        if error_type in ERRORS:
+            return ERRORS[error_type](error)
+    # Anything else is a bug: log it with a short trace, never leak it.
+    log.event("unhandled_error", error=type(error).__name__, trace=traceback.format_exc(limit=8)[-2000:])
+    return answer(500, ServiceError())

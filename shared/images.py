@@ -6,9 +6,11 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 MAX_URL_LENGTH = 2048
 CONTENT_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -121,13 +123,24 @@ def first_url(output) -> str | None:
     return None
 
 
-_session = requests.Session()
+_requests_session: requests.Session | None = None  # one per instance, made on the first download
+
+
+def _session() -> requests.Session:
+    global _requests_session
+    import requests  # only the paths that download pay for importing it
+
+    if _requests_session is None:
+        _requests_session = requests.Session()
+    return _requests_session
 
 
 def download(url: str, *, max_bytes: int, timeout: float = 15.0) -> tuple[bytes, str]:
     """Fetches an image (streamed, size-capped, type-checked); returns (bytes, content type)."""
+    import requests
+
     try:
-        with _session.get(url, stream=True, timeout=(5.0, timeout), allow_redirects=True) as response:
+        with _session().get(url, stream=True, timeout=(5.0, timeout), allow_redirects=True) as response:
             if response.status_code in (404, 410):
                 raise DownloadError("the image is no longer available", transient=False)
             if response.status_code == 429 or response.status_code >= 500:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import threading
 
-import requests
-
 from shared import log
 
 POKE_WAIT_S = 0.2
@@ -19,6 +17,8 @@ POKE_WAIT_S = 0.2
 def poke(url: str, cron_secret: str = "") -> None:
     if not url:
         return
+    import requests  # only when there is a worker to wake
+
     headers = {"X-Cron-Secret": cron_secret} if cron_secret else {}
 
     def send() -> None:

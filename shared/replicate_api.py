@@ -45,8 +45,8 @@ class Rejected(Exception):
         self.status = status
 
 
-class NotFound(Rejected):
-    pass
+class PredictionGone(Rejected):
+    """Replicate does not know the prediction (404): it was deleted, or never existed."""
 
 
 class OutOfTime(Transient):
@@ -257,7 +257,7 @@ def _classify(error: ReplicateError) -> Exception:
     if status == 429 or status >= 500:
         return Transient(f"Replicate answered {status}", status=status)
     if status == 404:
-        return NotFound("Replicate no longer has this prediction.", status=status)
+        return PredictionGone("Replicate no longer has this prediction.", status=status)
     if status in (401, 403):
         return Rejected("The try-on service could not sign in to Replicate. The site's operator needs to check the API token.", status=status)
     if status == 402:

@@ -31,7 +31,9 @@ def key_for(task_id: str, name: str, content_type: str) -> str:
     return key
 
 
-class _Store:
+class Store:
+    """Where images are kept: put/get by key, and the public URL of a key."""
+
     public_url: str
 
     def key_of(self, url: str) -> str | None:
@@ -42,7 +44,7 @@ class _Store:
         return None
 
 
-class LocalStorage(_Store):
+class LocalStorage(Store):
     def __init__(self, root: str, public_url: str):
         if not public_url:
             raise ConfigError("PUBLIC_FILES_URL must be set with LOCAL_STORAGE_DIR")
@@ -82,7 +84,7 @@ _s3_clients: dict[tuple, object] = {}
 _s3_lock = threading.Lock()
 
 
-class S3Storage(_Store):
+class S3Storage(Store):
     def __init__(self, bucket: str, endpoint_url: str, public_url: str):
         self.bucket = bucket
         self.endpoint_url = endpoint_url or None
@@ -137,7 +139,7 @@ class S3Storage(_Store):
         return True
 
 
-def from_settings(settings: Settings):
+def from_settings(settings: Settings) -> Store | None:
     """The configured store, or None: then images stay where they were (the original behaviour)."""
     if settings.s3_bucket:
         return S3Storage(settings.s3_bucket, settings.s3_endpoint_url, settings.s3_public_url)

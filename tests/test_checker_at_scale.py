@@ -75,7 +75,7 @@ def test_the_run_stops_at_its_budget_and_says_how_many_remain(fn, sim, env, monk
     monkeypatch.setenv("CHECKER_BUDGET_S", "2.5")
     monkeypatch.setenv("CHECKER_CONCURRENCY", "2")
     monkeypatch.setenv("REPLICATE_READS_PER_SECOND", "2")  # 5 at once, then one every 0.5 s
-    monkeypatch.setattr("shared.engine.LIST_WHEN_DUE", 100)  # single reads only
+    monkeypatch.setattr("shared.checking.LIST_WHEN_DUE", 100)  # single reads only
     launch(fn, sim, 12)
     time.sleep(0.1)
     began = time.monotonic()
@@ -100,7 +100,7 @@ def recording_reads(sim):
 
 def test_reads_stay_under_the_configured_rate(fn, sim, env, monkeypatch):
     monkeypatch.setenv("REPLICATE_READS_PER_SECOND", "10")
-    monkeypatch.setattr("shared.engine.LIST_WHEN_DUE", 100)  # single reads only
+    monkeypatch.setattr("shared.checking.LIST_WHEN_DUE", 100)  # single reads only
     launch(fn, sim, 10)
     time.sleep(1.0)  # the burst allowance refills
     stamps, restore = recording_reads(sim)

@@ -70,12 +70,12 @@ def test_a_missing_setting_is_a_503_that_does_not_name_secrets(fn, monkeypatch):
 
 
 def test_an_unexpected_exception_is_a_generic_500_and_the_trace_goes_to_the_log(fn, monkeypatch, capsys):
-    from shared import tasks
+    from shared import starting
 
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals: password=hunter2")
 
-    monkeypatch.setattr(tasks, "start", explode)
+    monkeypatch.setattr(starting, "start", explode)
     reply = fn.start(look(1))
     assert reply.status == 500
     assert reply.body == {"error": "Something went wrong on our side. Please try again in a minute.",

@@ -136,12 +136,12 @@ def test_the_cron_secret_never_appears_in_answers_or_logs(fn, sim, monkeypatch, 
 
 
 def test_tokens_and_image_data_are_redacted_from_logged_errors(fn, monkeypatch, capsys):
-    from shared import tasks
+    from shared import starting
 
     def explode(*args, **kwargs):
         raise RuntimeError(f"token r8_AbCdEf0123456789 and {PERSON}")
 
-    monkeypatch.setattr(tasks, "start", explode)
+    monkeypatch.setattr(starting, "start", explode)
     assert fn.start(look(1)).status == 500
     out = capsys.readouterr().out
     assert "r8_AbCdEf0123456789" not in out and PERSON.split(",")[1][:40] not in out

@@ -16,7 +16,7 @@ def test_export_writes_each_function_under_the_seeds_name_with_its_own_shared(tm
     assert sorted(p.name for p in backend.iterdir()) == sorted(poehali.SEED_NAMES.values())
     for folder, name in poehali.SEED_NAMES.items():
         assert (backend / name / "index.py").read_bytes() == (poehali.ROOT / "functions" / folder / "index.py").read_bytes()
-        assert (backend / name / "shared" / "engine.py").exists()
+        assert (backend / name / "shared" / "launching.py").exists()
         assert not list((backend / name).rglob("__pycache__"))
 
 

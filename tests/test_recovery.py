@@ -33,33 +33,33 @@ def test_a_claim_left_by_a_crashed_worker_is_re_driven_after_the_stale_interval(
 
 
 def test_a_crash_after_create_costs_at_most_one_extra_prediction(fn, sim, env, monkeypatch):
-    from shared import engine, storage
-    from shared.replicate_api import ReplicateAPI
+    from shared import launching
+    from shared.services import Services
     from shared.settings import load
+    from shared.task import Task
 
     task_id = fn.start(look(1)).body["task_id"]
     [claimed] = claim_like_a_run_that_then_died(env)
-    settings = load()
+    services = Services(load())
     # The dying run got as far as creating the prediction, then died before recording it.
-    engine.create_prediction(settings, ReplicateAPI(settings), storage.from_settings(settings), claimed)
+    launching.create_prediction(services.settings, services.replicate, services.storage, Task.from_row(claimed))
     make_claims_stale_quickly(monkeypatch)
     assert drive(fn, task_id, "completed")["status"] == "completed"
     assert sim.stats["predictions_created"] == 2
 
 
 def test_a_step_launched_by_a_run_whose_claim_was_taken_over_is_canceled_not_recorded(fn, sim, env, monkeypatch):
-    from shared import engine, storage
-    from shared.replicate_api import ReplicateAPI
+    from shared import launching
+    from shared.services import Services
     from shared.settings import load
+    from shared.task import Task
 
     task_id = fn.start(look(1)).body["task_id"]
     [slow_claim] = claim_like_a_run_that_then_died(env)
     make_claims_stale_quickly(monkeypatch)
     assert fn.worker().body["started"] == 1  # the re-drive
-    settings = load()
     # The slow run wakes up and finishes its launch: its claim token no longer holds.
-    outcome = engine.launch(Database(env["DATABASE_URL"]), settings, ReplicateAPI(settings),
-                            storage.from_settings(settings), slow_claim)
+    outcome = launching.launch(Services(load()), Task.from_row(slow_claim))
     assert outcome.outcome == "lost"
     assert sim.predictions[outcome.prediction_id].status == "canceled"
     view = drive(fn, task_id, "completed")

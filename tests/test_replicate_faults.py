@@ -168,19 +168,19 @@ def test_a_step_past_its_deadline_is_canceled_at_replicate_and_fails_with_a_reas
 def test_an_unexpected_error_in_one_check_is_logged_with_its_trace_and_the_others_go_on(fn, sim, monkeypatch, capsys):
     import json
 
-    from shared import engine
+    from shared import checking
 
     tasks = [fn.start(look(1), user=f"u{i}").body["task_id"] for i in range(3)]
     fn.worker()
     wait_until(sim.wait_idle)
-    real_apply = engine.apply
+    real_apply = checking.apply
 
     def apply_with_a_bug(db, task, seen):
-        if task["id"] == tasks[0]:
+        if task.id == tasks[0]:
             raise KeyError("a bug")
         return real_apply(db, task, seen)
 
-    monkeypatch.setattr(engine, "apply", apply_with_a_bug)
+    monkeypatch.setattr(checking, "apply", apply_with_a_bug)
     reply = fn.checker().body
     assert (reply["errors"], reply["completed"]) == (1, 2)
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]

@@ -11,10 +11,11 @@ import boto3
 import pytest
 import requests
 
-from shared import engine
+from shared import launching
 from shared.images import DownloadError, download
 from shared.settings import load
 from shared.storage import LocalStorage
+from shared.task import Task
 from tests.conftest import GARMENTS, PERSON, drive, look, png_bytes, wait_until
 
 
@@ -62,14 +63,15 @@ def test_with_local_storage_and_real_replicate_the_next_step_sends_the_image_its
     storage = LocalStorage(str(tmp_path), "http://127.0.0.1:8000/files")
     person = storage.put("tasks/00000000-0000-4000-8000-000000000000/person.png", png_bytes(), "image/png")
     settings = load({**env, "REPLICATE_BASE_URL": "", "REPLICATE_API_TOKEN": "r8_real"})
-    task = {"id": "00000000-0000-4000-8000-000000000000", "current_step": 1, "person_image": person,
-            "intermediate_result": None, "prompt_hints": None,
-            "garments": '[{"image": "https://cdn.example.com/shirt.png", "category": "upper_body"}]'}
-    model_input = engine.step_input(settings, storage, task)
+    task = Task.from_row({
+        "id": "00000000-0000-4000-8000-000000000000", "user_id": "u", "status": "processing", "current_step": 1,
+        "person_image": person, "intermediate_result": None, "prompt_hints": None,
+        "garments": '[{"image": "https://cdn.example.com/shirt.png", "category": "upper_body"}]'})
+    model_input = launching.step_input(settings, storage, task)
     assert model_input["human_img"].startswith("data:image/png;base64,")
     assert model_input["garm_img"] == "https://cdn.example.com/shirt.png"
     local = load({**env, "REPLICATE_BASE_URL": "http://127.0.0.1:9999"})
-    assert engine.step_input(local, storage, task)["human_img"] == person
+    assert launching.step_input(local, storage, task)["human_img"] == person
 
 
 # --- downloads of outputs ------------------------------------------------------------------------

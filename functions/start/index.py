@@ -1,16 +1,17 @@
 """start: POST {person_image, garments, prompt_hints?, user_id?} -> a pending task; wakes the worker."""
 
-from shared import storage, tasks
+from shared import starting
 from shared.http import Request, endpoint
 from shared.poke import poke
+from shared.validation import check_idempotency_key, parse_start
 
 
 @endpoint("POST", name="start")
 def handler(request: Request):
-    body = request.json()
-    start_request = tasks.parse_start(body, request.user_id, request.settings)
-    key = tasks.check_idempotency_key(request.header("Idempotency-Key"))
-    result = tasks.start(request.db, request.settings, storage.from_settings(request.settings), start_request, key)
+    settings = request.settings
+    start_request = parse_start(request.json(), request.user_id, settings)
+    key = check_idempotency_key(request.header("Idempotency-Key"))
+    result = starting.start(request.services, start_request, key)
     if not result.get("replayed"):
-        poke(request.settings.worker_url, request.settings.cron_secret)
+        poke(settings.worker_url, settings.cron_secret)
     return result

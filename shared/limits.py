@@ -1,0 +1,57 @@
+"""Spending caps: how many looks a user (and the whole site) may have unfinished or start in an
+hour, and how many paid steps may run in an hour. Past a cap the answer is `LimitReached` with
+a Retry-After; nothing is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import queries
+from shared.db import Database, rows
+from shared.errors import LimitReached
+from shared.settings import Settings
+
+
+def check_caps(db: Database, settings: Settings, user_id: str, cur: Any = None) -> None:
+    """Start's caps: the user's unfinished looks and hourly starts, then the site-wide ones."""
+    def count(sql: str) -> dict[str, Any]:
+        if cur is None:
+            return db.one(sql, {"user_id": user_id})
+        cur.execute(sql, {"user_id": user_id})
+        return rows(cur)[0]
+
+    active = count(queries.USER_ACTIVE_TASKS)["n"]
+    if active >= settings.max_active_tasks_per_user:
+        raise LimitReached(
+            f"You already have {active} looks in progress. Finish or cancel one before starting another.",
+            code="too_many_active_tasks", retry_after=60,
+        )
+    recent = count(queries.USER_RECENT_STARTS)
+    if recent["n"] >= settings.start_rate_per_user:
+        raise LimitReached(
+            f"You have started {recent['n']} looks in the last hour, the most allowed. Please try again later.",
+            code="start_rate_limited", retry_after=int(recent["retry_after"] or 60),
+        )
+    if count(queries.ALL_ACTIVE_TASKS)["n"] >= settings.max_active_tasks:
+        raise LimitReached("The try-on service is very busy right now. Please try again in a few minutes.",
+                              code="service_busy", retry_after=300)
+    check_site_step_budget(count(queries.ALL_RECENT_STEPS)["n"], settings)
+
+
+def check_step_budget(db: Database, settings: Settings, user_id: str) -> None:
+    """Continue and Retry each start a paid prediction: at most START_RATE_PER_USER looks' worth
+    of steps (x MAX_GARMENTS) an hour per user, and MAX_STEPS_PER_HOUR for the whole site, so a
+    Retry loop cannot spend without bound."""
+    limit = settings.start_rate_per_user * settings.max_garments
+    if db.scalar(queries.USER_RECENT_STEPS, {"user_id": user_id}) >= limit:
+        raise LimitReached(
+            f"You have run {limit} try-on steps in the last hour, the most allowed. Please try again later.",
+            code="step_rate_limited", retry_after=600,
+        )
+    check_site_step_budget(db.scalar(queries.ALL_RECENT_STEPS), settings)
+
+
+def check_site_step_budget(steps_last_hour: int, settings: Settings) -> None:
+    if steps_last_hour >= settings.max_steps_per_hour:
+        raise LimitReached("The try-on service has reached its hourly limit. Please try again later.",
+                              code="service_busy", retry_after=600)

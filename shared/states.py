@@ -1,0 +1,116 @@
+"""The task's states and the user's actions on them: one table that the status view's `actions`,
+the 409 `wrong_state` answers and the conditional SQL in `shared.queries` all follow.
+
+The worker and the checker move tasks too (pending -> processing -> waiting_continue | completed
+| failed); their moves are the `Outcome` and `LaunchOutcome` values their runs report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Status(str, Enum):
+    """A look's status, as stored in replicate_tasks.status (the seed's five)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    WAITING_CONTINUE = "waiting_continue"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+UNFINISHED = (Status.PENDING, Status.PROCESSING, Status.WAITING_CONTINUE)
+
+
+class Action(str, Enum):
+    """A button the user can press (POST /continue `action`)."""
+
+    CONTINUE = "continue"
+    FINISH = "finish"
+    RETRY = "retry"
+    CANCEL = "cancel"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: Status
+    action: Action
+    target: Status
+    needs_image: bool = False  # only once a step produced an image (finish after a failure)
+
+    @property
+    def starts_step(self) -> bool:
+        """The move starts a paid prediction (counted against the hourly step budgets)."""
+        return self.target is Status.PROCESSING
+
+
+# In the order the status view lists a state's actions.
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(Status.WAITING_CONTINUE, Action.CONTINUE, Status.PROCESSING),
+    Transition(Status.WAITING_CONTINUE, Action.FINISH, Status.COMPLETED),
+    Transition(Status.FAILED, Action.RETRY, Status.PROCESSING),
+    Transition(Status.FAILED, Action.FINISH, Status.COMPLETED, needs_image=True),
+    Transition(Status.PENDING, Action.CANCEL, Status.FAILED),
+    Transition(Status.PROCESSING, Action.CANCEL, Status.FAILED),
+)
+
+# What a 409 tells the user about when an action works.
+WHEN_ALLOWED = {
+    Action.CONTINUE: "Continue works when a step is ready and waiting for you.",
+    Action.FINISH: "Finish works when a step is ready, or after a failure once at least one step succeeded.",
+    Action.RETRY: "Retry works after a step failed.",
+    Action.CANCEL: "Cancel works while the look is queued or a step is running.",
+}
+
+
+def transition(status: Status, action: Action, has_image: bool) -> Transition | None:
+    """The move `action` makes from `status`, or None when it is not allowed there."""
+    for move in TRANSITIONS:
+        if move.source == status and move.action == action and (has_image or not move.needs_image):
+            return move
+    return None
+
+
+def allowed_actions(status: Status, has_image: bool) -> list[Action]:
+    return [move.action for move in TRANSITIONS
+            if move.source == status and (has_image or not move.needs_image)]
+
+
+class Outcome(str, Enum):
+    """What one check of a running prediction did (`shared.checking.apply`)."""
+
+    RUNNING = "running"      # still running: nothing changed
+    READY = "ready"          # the step succeeded: waiting_continue
+    COMPLETED = "completed"  # the last step succeeded: completed
+    FAILED = "failed"        # the step ended for good: failed
+    STALE = "stale"          # the task moved on meanwhile: nothing changed
+    ERROR = "error"          # transient trouble: the next ping tries again
+    SKIPPED = "skipped"      # this run had no time left to look
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def moved(self) -> bool:
+        """The task's row may have changed."""
+        return self not in (Outcome.RUNNING, Outcome.ERROR, Outcome.SKIPPED)
+
+
+class LaunchOutcome(str, Enum):
+    """What one attempt to create a step's prediction did (`shared.launching.record_launch`)."""
+
+    LAUNCHED = "launched"  # recorded: the step is running
+    FAILED = "failed"      # Replicate refused for good: the task failed
+    DEFERRED = "deferred"  # transient: the claim is handed back for a later ping
+    LOST = "lost"          # the task moved on meanwhile: the prediction was canceled
+
+    def __str__(self) -> str:
+        return self.value
