@@ -6,7 +6,7 @@ PORT ?= 8000
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test migrate package package-lambda monitor audit clean
+.PHONY: run test lint migrate package package-lambda monitor audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ run: $(VENV)/.run-deps
 
 test: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (style, bugs, import order), mypy (strict on shared/), import-linter (pyproject.toml's contracts).
+lint: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 migrate: $(VENV)/.run-deps
 	$(BIN)/python -m migrations

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
@@ -41,14 +42,19 @@ class DevServer:
         self.cron, self.cron_interval, self.sim_seconds = cron, cron_interval, sim_seconds
         self.data_dir = data_dir
         self.log = log
-        self.pg = self.sim = self.http = self.pinger = self.platform = None
+        # Each started by start(), stopped by stop().
+        self.pg: Any = None
+        self.sim: Any = None
+        self.http: Any = None
+        self.pinger: Any = None
+        self.platform: Any = None
         self.lines: list[tuple[str, str]] = []
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "DevServer":
+    def start(self) -> DevServer:
         from devserver.server import Pinger, Platform, make_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +114,8 @@ class DevServer:
             "REPLICATE_WEBHOOK_SECRET": self.sim.webhook_secret,
         })
         os.environ.setdefault("CHECKER_URL", f"{self.url}/checker")
-        self.lines.append(("replicate", f"simulator at {self.sim.url} ({self.sim_seconds:g} s a prediction, signed webhooks)"))
+        self.lines.append(("replicate",
+                           f"simulator at {self.sim.url} ({self.sim_seconds:g} s a prediction, signed webhooks)"))
 
     def _storage(self) -> Path | None:
         if os.environ.get("S3_BUCKET"):

@@ -30,7 +30,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir, *args: str, clear_env=(), env_overrides: dict | None = None, timeout: float = 90.0) -> RunningDevserver:
+def start(data_dir, *args: str, clear_env=(), env_overrides: dict | None = None,
+          timeout: float = 90.0) -> RunningDevserver:
     """Runs the devserver with `data_dir` for its database and files; `clear_env` names variables
     to drop so that it starts its own PostgreSQL, simulator and storage."""
     port = free_port()
@@ -44,6 +45,7 @@ def start(data_dir, *args: str, clear_env=(), env_overrides: dict | None = None,
     ready = threading.Event()
 
     def read() -> None:
+        assert process.stdout is not None
         for line in process.stdout:
             output.append(line)
             if "Press Ctrl-C to stop." in line:

@@ -48,7 +48,7 @@ def to_event(method: str, path: str, query: str, headers: dict[str, list[str]], 
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode(), True
-    multi_query = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
+    multi_query = dict(parse_qs(query, keep_blank_values=True).items())
     now = time.time()
     request_id = str(uuid.uuid4())
     return {
@@ -75,8 +75,10 @@ class Platform:
         self.files_dir = files_dir.resolve() if files_dir else None
         self.log = log
         self.handlers = {name: load(name) for name in ROUTES.values()}
-        self.pools = {name: concurrent.futures.ThreadPoolExecutor(instances_per_function, thread_name_prefix=f"fn-{name}")
-                      for name in ROUTES.values()}
+        self.pools = {
+            name: concurrent.futures.ThreadPoolExecutor(instances_per_function, thread_name_prefix=f"fn-{name}")
+            for name in ROUTES.values()
+        }
 
     def invoke(self, name: str, event: dict) -> dict:
         context = Context(name, event["requestContext"]["requestId"], FUNCTION_TIMEOUT_S)
@@ -135,9 +137,9 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
             for key, value in self.headers.items():
                 headers.setdefault(key, []).append(value)
             event = to_event(self.command, parts.path, parts.query, headers, raw, self.client_address[0])
-            result = self.server.platform.invoke(name, event)
-            body = result.get("body") or ""
-            data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+            result = self.server.platform.invoke(name, event)  # type: ignore[attr-defined]
+            text = result.get("body") or ""
+            data = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
             self._reply(result["statusCode"], result.get("headers") or {}, data)
 
         def _static(self, path: Path, base: Path) -> None:
@@ -159,7 +161,7 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
                 return self._reply(405, {"Content-Type": "text/plain"}, b"Method not allowed")
             if path == "/":
                 return self._static(WEB_DIR / "index.html", WEB_DIR)
-            files_dir = self.server.platform.files_dir
+            files_dir = self.server.platform.files_dir  # type: ignore[attr-defined]
             if path.startswith("/files/") and files_dir is not None:
                 return self._static(files_dir / unquote(path[len("/files/"):]), files_dir)
             if path.count("/") == 1 and "." in path:
@@ -170,7 +172,7 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    server.platform = None
+    server.platform = None  # type: ignore[attr-defined]
     return server
 
 

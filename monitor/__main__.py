@@ -52,7 +52,8 @@ WHERE (status = 'pending' AND created_at::timestamptz < NOW() - make_interval(se
        AND updated_at::timestamptz < NOW() - make_interval(secs => %(after_s)s))
    OR (status = 'processing' AND prediction_id IS NOT NULL
        AND (step_started_at < NOW() - make_interval(secs => %(step_timeout_s)s) - make_interval(secs => %(after_s)s)
-            OR COALESCE(checked_at, step_started_at, updated_at::timestamptz) < NOW() - make_interval(secs => %(after_s)s)))
+            OR COALESCE(checked_at, step_started_at, updated_at::timestamptz)
+               < NOW() - make_interval(secs => %(after_s)s)))
 ORDER BY created_at
 """
 
@@ -80,7 +81,8 @@ def table(headers: list[str], rows: list[list], empty: str) -> str:
         return f"  ({empty})"
     cells = [[str("" if value is None else value) for value in row] for row in rows]
     widths = [max(len(headers[i]), *(len(row[i]) for row in cells)) for i in range(len(headers))]
-    line = lambda values: "  " + "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+    def line(values):
+        return "  " + "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in cells)])
 
 
@@ -172,7 +174,8 @@ def fail(cur, args) -> int:
         if prediction_id and api is not None:
             from shared.launching import cancel_quietly
 
-            note = ", prediction canceled" if cancel_quietly(api, prediction_id) else ", prediction NOT canceled (see log)"
+            canceled = cancel_quietly(api, prediction_id)
+            note = ", prediction canceled" if canceled else ", prediction NOT canceled (see log)"
         print(f"  {task_id}: failed{note}")
     print(f"Failed {done} of {len(ids)}.")
     return 0

@@ -17,7 +17,8 @@ def require_cron(request: Request) -> None:
         return
     given = request.header("X-Cron-Secret") or request.query.get("secret") or ""
     if not hmac.compare_digest(given.encode(), secret.encode()):
-        raise Unauthorized("A valid cron secret is required (X-Cron-Secret header or ?secret=).", code="bad_cron_secret")
+        raise Unauthorized("A valid cron secret is required (X-Cron-Secret header or ?secret=).",
+                           code="bad_cron_secret")
 
 
 def optional_user(request: Request) -> str | None:

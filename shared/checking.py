@@ -69,7 +69,8 @@ def observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: 
     except OutOfTime as error:
         return Observation(transient=error.reason, skipped=True)
     except PredictionGone:
-        return Observation(failure=f"Replicate no longer has the prediction for step {step}. Press Retry to run it again.")
+        return Observation(
+            failure=f"Replicate no longer has the prediction for step {step}. Press Retry to run it again.")
     except Transient as error:
         return Observation(transient=error.reason, retry_after=error.retry_after)
     except Rejected as error:
@@ -108,7 +109,8 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
         if prediction.data_removed:
             return Observation(prediction=prediction, failure=(
                 f"Replicate deleted the image of step {step} before it could be saved. Press Retry to run it again."))
-        return Observation(prediction=prediction, failure=f"The try-on model returned no image for step {step}. Press Retry to try again.")
+        return Observation(prediction=prediction,
+                           failure=f"The try-on model returned no image for step {step}. Press Retry to try again.")
     if storage is None:
         return Observation(prediction=prediction, image_url=url)
     try:

@@ -13,21 +13,25 @@ import functools
 import re
 import select
 import threading
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 from shared.settings import ConfigError
 
 _local = threading.local()
+Row = dict[str, Any]  # a result row by column name
 
 # Errors that mean "the database is unreachable or went away": answered as 503 + Retry-After.
 UNAVAILABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
-def _connect(dsn: str, application_name: str):
+def _connect(dsn: str, application_name: str) -> Connection:
     conn = psycopg2.connect(
         dsn,
         connect_timeout=5,
@@ -43,7 +47,7 @@ def _connect(dsn: str, application_name: str):
     return conn
 
 
-def _alive(conn) -> bool:
+def _alive(conn: Connection) -> bool:
     """True unless the server closed the connection. No round trip: an idle connection's socket
     only becomes readable when the server sent an error (termination) or closed it."""
     if conn.closed:
@@ -55,7 +59,7 @@ def _alive(conn) -> bool:
     return not readable
 
 
-def connection(dsn: str, application_name: str = "tryon"):
+def connection(dsn: str, application_name: str = "tryon") -> Connection:
     if not dsn:
         raise ConfigError("DATABASE_URL is not set")
     conn = getattr(_local, "conn", None)
@@ -80,7 +84,7 @@ def close() -> None:
     _local.conn = None
 
 
-def rows(cur) -> list[dict]:
+def rows(cur: Cursor) -> list[Row]:
     if not cur.description:
         return []
     names = [column.name for column in cur.description]
@@ -97,28 +101,28 @@ class Database:
         self.dsn = dsn
         self.application_name = application_name
 
-    def _conn(self):
+    def _conn(self) -> Connection:
         return connection(self.dsn, self.application_name)
 
-    def one(self, sql: str, params: Any = None) -> dict | None:
+    def one(self, sql: str, params: Any = None) -> Row | None:
         found = self.all(sql, params)
         return found[0] if found else None
 
-    def all(self, sql: str, params: Any = None) -> list[dict]:
+    def all(self, sql: str, params: Any = None) -> list[Row]:
         return self._run(lambda cur: cur.execute(sql, params), read_only=_is_select(sql))
 
     def scalar(self, sql: str, params: Any = None) -> Any:
         row = self.one(sql, params)
         return None if row is None else next(iter(row.values()))
 
-    def prepared(self, name: str, sql: str, params: dict) -> list[dict]:
+    def prepared(self, name: str, sql: str, params: Row) -> list[Row]:
         """A hot read as a server-side prepared statement: planned once per connection.
         Behind a transaction pooler (pgbouncer), where the next statement may reach another
         server connection, it falls back to the plain query for the rest of this connection."""
         names, positional = _positional(sql)
         values = [params[n] for n in names]
 
-        def execute(cur) -> None:
+        def execute(cur: Cursor) -> None:
             conn = cur.connection
             prepared = _prepared_names(conn)
             if prepared is None:
@@ -138,7 +142,7 @@ class Database:
 
         return self._run(execute, read_only=True)
 
-    def _run(self, execute, *, read_only: bool) -> list[dict]:
+    def _run(self, execute: Callable[[Cursor], None], *, read_only: bool) -> list[Row]:
         try:
             with self._cursor() as cur:
                 execute(cur)
@@ -154,7 +158,7 @@ class Database:
             return rows(cur)
 
     @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Any]:
+    def _cursor(self) -> Iterator[Cursor]:
         conn = self._conn()
         try:
             with conn.cursor() as cur:
@@ -164,7 +168,7 @@ class Database:
             raise
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> Iterator[Cursor]:
         """A cursor inside BEGIN ... COMMIT; any exception rolls back and propagates.
         Rows come back as dicts through `rows(cur)`."""
         conn = self._conn()
@@ -194,8 +198,9 @@ def _is_select(sql: str) -> bool:
     return sql.lstrip()[:6].upper() == "SELECT"
 
 
-def _prepared_names(conn) -> set | None:
+def _prepared_names(conn: Connection) -> set[str] | None:
     """Statements prepared on this instance's connection; None once a pooler ruled them out."""
     if getattr(_local, "prepared_for", None) is not conn:
         _local.prepared_for, _local.prepared = conn, set()
-    return _local.prepared
+    prepared: set[str] | None = _local.prepared
+    return prepared

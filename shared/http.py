@@ -47,15 +47,15 @@ class Response:
 
 
 class Request:
-    def __init__(self, event: dict, context: Any, settings: Settings, headers: dict[str, str] | None = None):
+    def __init__(self, event: Any, context: Any, settings: Settings, headers: dict[str, str] | None = None):
         if not isinstance(event, dict):
             raise InvalidInput("The request could not be read.", code="bad_event")
         self.event = event
         self.context = context
         self.settings = settings
         self.started = time.monotonic()
-        request_context = event.get("requestContext") if isinstance(event.get("requestContext"), dict) else {}
-        http_v2 = request_context.get("http") if isinstance(request_context.get("http"), dict) else {}
+        request_context = _object(event.get("requestContext"))
+        http_v2 = _object(request_context.get("http"))
         method = event.get("httpMethod") or http_v2.get("method") or request_context.get("httpMethod")
         # No HTTP method at all: the platform invoked the function directly (a timer trigger or a
         # scheduler), which only someone with rights on the function can do.
@@ -107,7 +107,11 @@ class Request:
         return left
 
 
-def _headers(event: dict) -> dict[str, str]:
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
     merged: dict[str, str] = {}
     multi = event.get("multiValueHeaders")
     if isinstance(multi, dict):
@@ -122,7 +126,7 @@ def _headers(event: dict) -> dict[str, str]:
     return merged
 
 
-def _query(event: dict) -> dict[str, str]:
+def _query(event: dict[str, Any]) -> dict[str, str]:
     params = event.get("queryStringParameters")
     if isinstance(params, dict):
         return {str(k): str(v) for k, v in params.items() if v is not None}
@@ -132,7 +136,7 @@ def _query(event: dict) -> dict[str, str]:
     return {}
 
 
-def _body(event: dict) -> str:
+def _body(event: dict[str, Any]) -> str:
     body = event.get("body")
     if body is None:
         return ""
@@ -160,7 +164,7 @@ def cors_headers(origins: tuple[str, ...], request_origin: str | None) -> dict[s
     return {"Vary": "Origin"}
 
 
-def to_event_response(response: Response, cors: dict[str, str]) -> dict:
+def to_event_response(response: Response, cors: dict[str, str]) -> dict[str, Any]:
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "Cache-Control": "no-store",
@@ -252,9 +256,19 @@ def answer(status: int, error: ServiceError) -> Response:
     return Response(status, error.body(), headers)
 
 
-for _type, _status in ((InvalidInput, 400), (Unauthorized, 401), (TaskNotFound, 404), (WrongState, 409),
-                       (PayloadTooLarge, 413), (LimitReached, 429), (Unavailable, 503)):
-    ERRORS[_type] = lambda error, status=_status: answer(status, error)
+def _answer_with(status: int) -> Callable[[ServiceError], Response]:
+    return lambda error: answer(status, error)
+
+
+ERRORS.update({
+    InvalidInput: _answer_with(400),
+    Unauthorized: _answer_with(401),
+    TaskNotFound: _answer_with(404),
+    WrongState: _answer_with(409),
+    PayloadTooLarge: _answer_with(413),
+    LimitReached: _answer_with(429),
+    Unavailable: _answer_with(503),
+})
 
 
 @exception_handler(MethodNotAllowed)

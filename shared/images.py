@@ -49,14 +49,14 @@ class ImageRef:
     content_type: str | None = None
 
     def as_data_uri(self) -> str:
-        return to_data_uri(self.data, self.content_type)
+        return to_data_uri(self.data or b"", self.content_type or "")
 
 
 def to_data_uri(data: bytes, content_type: str) -> str:
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
 
 
-def parse_image(value, *, max_bytes: int, http_origins: tuple[str, ...] = ()) -> ImageRef:
+def parse_image(value: object, *, max_bytes: int, http_origins: tuple[str, ...] = ()) -> ImageRef:
     if not isinstance(value, str) or not value.strip():
         raise InvalidImage("must be an image: an https:// URL or a data:image/...;base64, data URI")
     value = value.strip()
@@ -112,7 +112,7 @@ def megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.3g} MB"
 
 
-def first_url(output) -> str | None:
+def first_url(output: object) -> str | None:
     """Replicate's output for an image model: a URL string, or a list whose first item is one."""
     if isinstance(output, str):
         return output or None

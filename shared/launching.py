@@ -64,8 +64,8 @@ def _reachable(settings: Settings, storage: Store | None, url: str) -> str:
 
 
 def _replicate_is_local(settings: Settings) -> bool:
-    base = settings.replicate_base_url
-    return base.startswith("http://127.") or base.startswith("http://localhost")
+    base: str = settings.replicate_base_url
+    return base.startswith(("http://127.", "http://localhost"))
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
     most one prediction exists that no task knows about (the contract's "a crash costs at most
     one extra prediction"); concurrent creates would orphan every one in flight."""
     db, settings = services.db, services.settings
-    counts = {outcome: 0 for outcome in LaunchOutcome}
+    counts = dict.fromkeys(LaunchOutcome, 0)
     throttled = False
     api = services.replicate
     api.deadline = time.monotonic() + max(remaining(), 0.0)

@@ -16,7 +16,7 @@ def check_caps(db: Database, settings: Settings, user_id: str, cur: Any = None) 
     """Start's caps: the user's unfinished looks and hourly starts, then the site-wide ones."""
     def count(sql: str) -> dict[str, Any]:
         if cur is None:
-            return db.one(sql, {"user_id": user_id})
+            return db.one(sql, {"user_id": user_id}) or {}
         cur.execute(sql, {"user_id": user_id})
         return rows(cur)[0]
 

@@ -10,13 +10,15 @@ import json
 import re
 import sys
 import time
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any
 
-_invocation: contextvars.ContextVar[Mapping] = contextvars.ContextVar("invocation", default=MappingProxyType({}))
+_invocation: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "invocation", default=MappingProxyType({}))
 
 
-def bind(**fields) -> None:
+def bind(**fields: Any) -> None:
     """Fields added to every line of the current invocation (function, request id)."""
     _invocation.set({**_invocation.get(), **fields})
 
@@ -30,8 +32,8 @@ _SECRETS = re.compile(r"(r8_[A-Za-z0-9]{6,}|whsec_[A-Za-z0-9+/=]{8,}|;base64,[A-
 
 
 def redact(text: str) -> str:
-    def hide(match: re.Match) -> str:
-        found = match.group(0)
+    def hide(match: re.Match[str]) -> str:
+        found: str = match.group(0)
         if found.startswith(";base64,"):
             return ";base64,…"
         if found.startswith("://"):
@@ -41,13 +43,13 @@ def redact(text: str) -> str:
     return _SECRETS.sub(hide, text)
 
 
-def event(name: str, **fields) -> None:
+def event(name: str, **fields: Any) -> None:
     record = {"ts": round(time.time(), 3), "event": name, **_invocation.get(), **fields}
     sys.stdout.write(redact(json.dumps(record, default=str, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 
-def transition(task_id: str, from_status: str | None, to_status: str, **fields) -> None:
+def transition(task_id: str, from_status: str | None, to_status: str, **fields: Any) -> None:
     """A task changed state: one line a log search can follow end to end by task_id."""
     event("transition", task_id=task_id, **{"from": from_status, "to": to_status}, **fields)
 
@@ -58,5 +60,6 @@ def invocation(status: int, duration_ms: float) -> None:
     bound = _invocation.get()
     sys.stdout.write(
         f'{{"ts": {time.time():.3f}, "event": "invocation", "function": {json.dumps(bound.get("function"))}, '
-        f'"request_id": {json.dumps(bound.get("request_id"))}, "status": {status}, "duration_ms": {duration_ms:.1f}}}\n')
+        f'"request_id": {json.dumps(bound.get("request_id"))}, "status": {status}, '
+        f'"duration_ms": {duration_ms:.1f}}}\n')
     sys.stdout.flush()

@@ -40,8 +40,6 @@ WHERE user_id = %(user_id)s AND created_at > NOW() - INTERVAL '1 hour'
 
 # --- reading -----------------------------------------------------------------------------------
 
-TASK = "SELECT * FROM replicate_tasks WHERE id = %(id)s"
-
 STEP_BY_PREDICTION = """
 SELECT task_id, step, attempt, status FROM replicate_task_steps WHERE prediction_id = %(prediction_id)s
 """

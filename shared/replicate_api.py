@@ -63,12 +63,6 @@ class RateLimiter:
         self.next_free = 0.0
         self.lock = threading.Lock()
 
-    def available(self) -> int:
-        """How many calls could start right now without waiting."""
-        with self.lock:
-            now = time.monotonic()
-            return max(0, int((now + self.burst * self.interval - self.next_free) / self.interval) + 1)
-
     def acquire(self, deadline: float | None = None) -> None:
         with self.lock:
             now = time.monotonic()
@@ -104,7 +98,6 @@ class Prediction:
     output: Any
     error: str | None
     data_removed: bool
-    raw: dict
 
     @property
     def terminal(self) -> bool:
@@ -115,7 +108,7 @@ class Prediction:
         return first_url(self.output)
 
     @classmethod
-    def from_json(cls, data: Any) -> "Prediction":
+    def from_json(cls, data: Any) -> Prediction:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
             raise Transient("Replicate sent a prediction without id or status")
         error = data.get("error")
@@ -125,7 +118,6 @@ class Prediction:
             output=data.get("output"),
             error=None if error in (None, "") else str(error),
             data_removed=bool(data.get("data_removed")),
-            raw=data,
         )
 
 
@@ -188,7 +180,7 @@ class ReplicateAPI:
         self.deadline = deadline  # time.monotonic() after which no new call starts
         self.calls = 0
 
-    def create(self, model_input: dict, *, webhook: str | None = None, cancel_after_s: int | None = None,
+    def create(self, model_input: dict[str, Any], *, webhook: str | None = None, cancel_after_s: int | None = None,
                start_by: float | None = None) -> Prediction:
         """Creates a prediction. `start_by` (time.monotonic()): if the create cannot start by
         then (rate limit), `OutOfTime` is raised instead, before anything is sent."""
@@ -212,7 +204,8 @@ class ReplicateAPI:
     def cancel(self, prediction_id: str) -> Prediction:
         return Prediction.from_json(self._call("POST", f"/v1/predictions/{prediction_id}/cancel"))
 
-    def list_page(self, url: str | None = None, *, created_after: str | None = None) -> tuple[list[Prediction], str | None]:
+    def list_page(self, url: str | None = None, *,
+                  created_after: str | None = None) -> tuple[list[Prediction], str | None]:
         """One page (up to 100, newest first) of the account's predictions, and the next page's URL."""
         if url is None:
             url = "/v1/predictions" + (f"?created_after={created_after}" if created_after else "")
@@ -229,7 +222,7 @@ class ReplicateAPI:
         return predictions, data.get("next") or None
 
     def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, start_by: float | None = None,
-              **kwargs) -> Any:
+              **kwargs: Any) -> Any:
         limit = limit or self.reads
         limit.acquire(min(t for t in (self.deadline, start_by, float("inf")) if t is not None))
         self.calls += 1
@@ -259,9 +252,11 @@ def _classify(error: ReplicateError) -> Exception:
     if status == 404:
         return PredictionGone("Replicate no longer has this prediction.", status=status)
     if status in (401, 403):
-        return Rejected("The try-on service could not sign in to Replicate. The site's operator needs to check the API token.", status=status)
+        return Rejected("The try-on service could not sign in to Replicate. "
+                        "The site's operator needs to check the API token.", status=status)
     if status == 402:
         return Rejected("The try-on service has run out of Replicate credit. Please try again later.", status=status)
     if status == 422:
-        return Rejected(f"Replicate did not accept this step's images: {detail[:200] or 'input validation failed'}.", status=status)
+        reason = detail[:200] or "input validation failed"
+        return Rejected(f"Replicate did not accept this step's images: {reason}.", status=status)
     return Rejected(f"Replicate refused this step ({status}{': ' + detail[:200] if detail else ''}).", status=status)

@@ -5,7 +5,8 @@ so a status poll reads the four it needs, not all thirty."""
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar, overload
 
 DEFAULT_MODEL = "cuuupid/idm-vton"
 DEFAULT_VERSION = "0452664a003fbcc9bd2b9dbe31207b6bde4fb33932a226d67b72a28e5306bf77"
@@ -15,16 +16,24 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed: an operator problem, answered as 503."""
 
 
-class _setting:
+T = TypeVar("T")
+
+
+class _setting(Generic[T]):
     """Read on first use, then stored on the instance (no lock: one invocation, one thread)."""
 
-    def __init__(self, read):
+    def __init__(self, read: Callable[[Settings], T]):
         self.read = read
 
-    def __set_name__(self, owner, name):
+    def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, settings, owner=None):
+    @overload
+    def __get__(self, settings: None, owner: type | None = None) -> _setting[T]: ...
+    @overload
+    def __get__(self, settings: Settings, owner: type | None = None) -> T: ...
+
+    def __get__(self, settings: Settings | None, owner: type | None = None) -> T | _setting[T]:
         if settings is None:
             return self
         value = settings.__dict__[self.name] = self.read(settings)

@@ -73,10 +73,11 @@ def _keep(storage: Store | None, task_id: str, name: str, ref: ImageRef) -> str:
         return ref.url
     if storage is None:
         return ref.as_data_uri()
-    return storage.put(key_for(task_id, name, ref.content_type), ref.data, ref.content_type)
+    content_type = ref.content_type or ""
+    return storage.put(key_for(task_id, name, content_type), ref.data or b"", content_type)
 
 
 def estimate_seconds(db: Database, steps: int) -> int:
     median = db.scalar(queries.RECENT_STEP_SECONDS)
     per_step = float(median) if median else DEFAULT_STEP_SECONDS
-    return int(round(per_step * steps)) + 5
+    return round(per_step * steps) + 5

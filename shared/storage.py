@@ -12,6 +12,7 @@ import re
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.images import CONTENT_TYPES
@@ -35,6 +36,17 @@ class Store:
     """Where images are kept: put/get by key, and the public URL of a key."""
 
     public_url: str
+
+    def put(self, key: str, data: bytes, content_type: str) -> str:
+        """Stores the bytes; returns their public URL."""
+        raise NotImplementedError
+
+    def get(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def is_public(self) -> bool:
+        """Whether Replicate can fetch this store's URLs itself."""
+        raise NotImplementedError
 
     def key_of(self, url: str) -> str | None:
         """The key of a URL this store handed out, or None for anyone else's URL."""
@@ -80,7 +92,7 @@ class LocalStorage(Store):
         return self.root / key
 
 
-_s3_clients: dict[tuple, object] = {}
+_s3_clients: dict[tuple[str | None, ...], Any] = {}
 _s3_lock = threading.Lock()
 
 
@@ -96,7 +108,7 @@ class S3Storage(Store):
             self.public_url = f"https://{bucket}.s3.amazonaws.com"
 
     @property
-    def client(self):
+    def client(self) -> Any:
         # One client per instance and endpoint: warm calls reuse its connection pool.
         cache_key = (self.endpoint_url, os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_DEFAULT_REGION"))
         with _s3_lock:
@@ -131,7 +143,8 @@ class S3Storage(Store):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return data
         except (BotoCoreError, ClientError) as error:
             raise StorageError(f"S3 read failed: {type(error).__name__}") from None
 

@@ -51,7 +51,7 @@ class StartRequest:
         """Identifies the request for Idempotency-Key reuse checks (images by content hash)."""
 
         def image(ref: ImageRef) -> str:
-            return ref.url if ref.url else "sha256:" + hashlib.sha256(ref.data).hexdigest()
+            return ref.url if ref.url else "sha256:" + hashlib.sha256(ref.data or b"").hexdigest()
 
         canonical = json.dumps({
             "person": image(self.person),
@@ -63,7 +63,7 @@ class StartRequest:
 
 # --- the start request -------------------------------------------------------------------------------------
 
-def require_user(header_user: str | None, body_user=None) -> str:
+def require_user(header_user: str | None, body_user: Any = None) -> str:
     """The header wins over the body; neither is a 401."""
     if header_user:
         return header_user
@@ -80,14 +80,14 @@ def _http_origins(settings: Settings) -> tuple[str, ...]:
     return ()
 
 
-def _image(value, field: str, settings: Settings) -> ImageRef:
+def _image(value: Any, field: str, settings: Settings) -> ImageRef:
     try:
         return parse_image(value, max_bytes=settings.max_image_bytes, http_origins=_http_origins(settings))
     except InvalidImage as error:
         raise InvalidInput(f"{field} {error}.", code="invalid_image") from None
 
 
-def _optional_text(value, field: str, limit: int) -> str | None:
+def _optional_text(value: Any, field: str, limit: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -100,7 +100,7 @@ def _optional_text(value, field: str, limit: int) -> str | None:
     return value or None
 
 
-def parse_start(body: dict, header_user: str | None, settings: Settings) -> StartRequest:
+def parse_start(body: dict[str, Any], header_user: str | None, settings: Settings) -> StartRequest:
     user_id = require_user(header_user, body.get("user_id"))
     if "person_image" not in body or body["person_image"] in (None, ""):
         raise InvalidInput("person_image is required", code="missing_field")
@@ -121,7 +121,7 @@ def parse_start(body: dict, header_user: str | None, settings: Settings) -> Star
     return StartRequest(user_id, person, garments, prompt_hints)
 
 
-def _garment(item, index: int, settings: Settings) -> GarmentInput:
+def _garment(item: Any, index: int, settings: Settings) -> GarmentInput:
     field = f"garments[{index}]"
     if isinstance(item, str):
         return GarmentInput(_image(item, field, settings), None, "upper_body")
@@ -137,7 +137,7 @@ def _garment(item, index: int, settings: Settings) -> GarmentInput:
     return GarmentInput(image, description, category)
 
 
-def check_task_id(value) -> str:
+def check_task_id(value: Any) -> str:
     if value is None or value == "":
         raise InvalidInput("task_id is required", code="missing_field")
     if not isinstance(value, str) or not UUID_RE.match(value.strip().lower()):

@@ -34,7 +34,7 @@ def is_webhook(headers: Mapping[str, str], parse: Callable[[], Mapping[str, Any]
 
 
 def verify(headers: Mapping[str, str], raw_body: str, secret: str) -> None:
-    from replicate.webhook import WebhookSigningSecret, Webhooks
+    from replicate.webhook import Webhooks, WebhookSigningSecret
 
     if not secret.startswith("whsec_"):
         raise ConfigError("REPLICATE_WEBHOOK_SECRET must look like whsec_...")

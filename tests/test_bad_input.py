@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import run_sql, GARMENTS, PERSON, make_event, png_bytes
+from tests.conftest import GARMENTS, PERSON, make_event, png_bytes, run_sql
 
 HTTPS_IMAGE = "https://cdn.example.com/shirt.png"
 GIF = "data:image/gif;base64," + base64.b64encode(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").decode()

@@ -40,7 +40,7 @@ def test_each_run_pings_every_30_seconds_for_about_four_and_a_half_minutes():
 
 def test_urls_and_the_cron_secret_come_from_repository_secrets():
     for name in ("WORKER_URL", "CHECKER_URL", "CRON_SECRET"):
-        assert STEP["env"][name] == "${{ secrets.%s }}" % name
+        assert STEP["env"][name] == f"${{{{ secrets.{name} }}}}"
     script = STEP["run"]
     assert "curl --fail" in script and "--max-time" in script
     assert "X-Cron-Secret: $CRON_SECRET" in script

@@ -8,7 +8,7 @@ import time
 import psutil
 import requests
 
-from tests.conftest import PERSON, GARMENTS, start_devserver, wait_until
+from tests.conftest import GARMENTS, PERSON, start_devserver, wait_until
 
 
 def user(name="curl-user"):

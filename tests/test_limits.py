@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from shared.settings import load
-from tests.conftest import run_sql, GARMENTS, PERSON, data_uri, drive, look, png_bytes
+from tests.conftest import GARMENTS, PERSON, data_uri, drive, look, png_bytes, run_sql
 
 HTTPS = "https://cdn.example.com/"
 

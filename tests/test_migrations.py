@@ -6,9 +6,8 @@ import sys
 import threading
 from pathlib import Path
 
-
 import migrations
-from tests.conftest import run_sql, Functions, drive
+from tests.conftest import Functions, drive, run_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = [m.version for m in migrations.available()]

@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-from tests.conftest import run_sql, drive, look
+from tests.conftest import drive, look, run_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,6 @@
 import secrets
 import time
 
-
 from shared import queries
 from shared.db import Database
 from tests.conftest import drive, look

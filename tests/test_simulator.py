@@ -5,7 +5,7 @@ import httpx
 import pytest
 import replicate
 from replicate.exceptions import ReplicateError
-from replicate.webhook import WebhookSigningSecret, Webhooks
+from replicate.webhook import Webhooks, WebhookSigningSecret
 
 from devserver.replicate_sim import IDM_VTON_VERSION, Simulator, parse_duration
 from tests.conftest import PERSON, SIM_TOKEN, wait_until

@@ -4,6 +4,7 @@ into the model input, Idempotency-Key, and the poke that never delays the answer
 import http.server
 import threading
 import time
+import typing
 from pathlib import Path
 
 import psycopg2
@@ -114,7 +115,7 @@ def test_concurrent_starts_with_one_idempotency_key_make_one_task(fn, sim, env):
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list = []
+    hits: typing.ClassVar[list] = []
     delay = 0.0
 
     def do_POST(self):

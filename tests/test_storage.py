@@ -5,6 +5,7 @@ import http.server
 import json
 import threading
 import time
+import typing
 from pathlib import Path
 
 import boto3
@@ -77,7 +78,7 @@ def test_with_local_storage_and_real_replicate_the_next_step_sends_the_image_its
 # --- downloads of outputs ------------------------------------------------------------------------
 
 class _Files(http.server.BaseHTTPRequestHandler):
-    routes: dict = {}
+    routes: typing.ClassVar[dict] = {}
 
     def do_GET(self):
         status, headers, body, delay = self.routes[self.path]

@@ -3,6 +3,7 @@ devserver: upload, create, step 1, continue, final image, download; finish early
 
 import io
 import os
+from pathlib import Path
 
 import pytest
 import requests
@@ -91,6 +92,7 @@ def test_the_whole_flow_with_two_garments_ends_in_a_downloadable_png(page, devse
     # The upload was downscaled in the browser to at most 1024 px before it was sent.
     sent = starts[0].post_data_json
     from base64 import b64decode
+
     from PIL import Image
     person = Image.open(io.BytesIO(b64decode(sent["person_image"].split(",", 1)[1])))
     assert max(person.size) == 1024
@@ -205,7 +207,7 @@ def test_download_of_an_image_on_another_origin_saves_it_without_leaving_the_pag
     import http.server
     import threading
 
-    png = open(images["shirt"], "rb").read()
+    png = Path(images["shirt"]).read_bytes()
 
     class Bucket(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -151,7 +151,7 @@ def test_a_redelivered_webhook_answers_2xx_and_changes_nothing(fn, sim, signed):
 
 def test_a_webhook_for_an_orphan_is_acknowledged_and_a_running_orphan_is_canceled(fn, sim, signed):
     sim.set_faults(duration_s=30)
-    task_id, prediction_id = launched(fn, sim)
+    task_id, _prediction_id = launched(fn, sim)
     fn.act(task_id, "cancel")
     orphan = sim.create({"version": "cuuupid/idm-vton", "input": {"human_img": "https://a/b.png", "garm_img": "https://a/c.png"}},
                         headers={})
@@ -185,7 +185,7 @@ def test_a_dropped_webhook_is_recovered_by_the_cron_checker(fn, sim, signed, che
 
 
 def test_the_webhook_answers_well_under_a_second_including_saving_the_image(fn, sim, signed):
-    task_id, prediction_id = launched(fn, sim)
+    _task_id, prediction_id = launched(fn, sim)
     wait_until(sim.wait_idle)
     raw, headers = webhook_event_for(sim, prediction_id)
     began = time.monotonic()
