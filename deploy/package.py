@@ -19,8 +19,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from shared.endpoints import NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("start", "worker", "checker", "continue_", "status")
+FUNCTIONS = NAMES
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 

@@ -19,15 +19,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from shared.endpoints import FUNCTIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 # The seed document's names for the five functions.
-SEED_NAMES = {
-    "start": "replicate-async-start",
-    "worker": "replicate-async-worker",
-    "checker": "replicate-prediction-checker",
-    "continue_": "replicate-continue",
-    "status": "replicate-async-status",
-}
+SEED_NAMES = {function.folder: function.seed_name for function in FUNCTIONS}
 
 
 def export(out: Path) -> list[Path]:

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("start", "worker", "checker", "continue_", "status")
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from shared.endpoints import NAMES  # noqa: E402 (needs ROOT on sys.path)
 
 
 def load(name: str):

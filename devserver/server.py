@@ -21,8 +21,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devserver.functions import load
+from shared.endpoints import FUNCTIONS
 
-ROUTES = {"/start": "start", "/worker": "worker", "/checker": "checker", "/continue": "continue_", "/status": "status"}
+ROUTES = {function.path: function.folder for function in FUNCTIONS}
 PLATFORM_MAX_REQUEST = int(3.5 * 1024 * 1024)  # Yandex Cloud Functions' request limit
 FUNCTION_TIMEOUT_S = 60.0
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"

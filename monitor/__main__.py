@@ -14,58 +14,13 @@ Every command that changes data shows what it will change and asks first, unless
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import psycopg2
 
-# The seed document's monitoring SQL, verbatim.
-SEED_ACTIVE = """
-SELECT id, status, current_step, total_steps, 
-       ROUND(EXTRACT(EPOCH FROM (NOW() - updated_at))) as sec_ago
-FROM replicate_tasks 
-WHERE status IN ('pending', 'processing', 'waiting_continue')
-ORDER BY created_at DESC;
-"""
-
-SEED_WAITING = """
-SELECT id, user_id, current_step, total_steps
-FROM replicate_tasks
-WHERE status = 'waiting_continue';
-"""
-
-# What "stuck" means, each with the sentence the table shows.
-STUCK = """
-SELECT id, status, current_step, total_steps, prediction_id,
-       ROUND(EXTRACT(EPOCH FROM (NOW() - updated_at))) AS sec_ago,
-       CASE
-         WHEN status = 'pending' THEN 'pending: no worker has started it'
-         WHEN prediction_id IS NULL THEN 'processing: its prediction was never created'
-         WHEN step_started_at < NOW() - make_interval(secs => %(step_timeout_s)s) - make_interval(secs => %(after_s)s)
-              THEN 'processing: past its step deadline'
-         ELSE 'processing: the checker has not looked at it'
-       END AS why
-FROM replicate_tasks
-WHERE (status = 'pending' AND created_at::timestamptz < NOW() - make_interval(secs => %(after_s)s))
-   OR (status = 'processing' AND prediction_id IS NULL
-       AND updated_at::timestamptz < NOW() - make_interval(secs => %(after_s)s))
-   OR (status = 'processing' AND prediction_id IS NOT NULL
-       AND (step_started_at < NOW() - make_interval(secs => %(step_timeout_s)s) - make_interval(secs => %(after_s)s)
-            OR COALESCE(checked_at, step_started_at, updated_at::timestamptz)
-               < NOW() - make_interval(secs => %(after_s)s)))
-ORDER BY created_at
-"""
-
-# Due now: the claim (if it is older than a create could take), the back-off and the check time
-# are cleared, so the next worker or checker ping takes the task first.
-REDRIVE = """
-UPDATE replicate_tasks
-SET claim_token = NULL, claimed_at = NULL, not_before = NULL, checked_at = NULL, updated_at = NOW()
-WHERE id = %(id)s AND status IN ('pending', 'processing')
-  AND (claimed_at IS NULL OR claimed_at < NOW() - make_interval(secs => %(live_claim_s)s))
-RETURNING id, status, prediction_id
-"""
+from shared import monitoring, queries
+from shared.settings import load
 
 
 def progress(step, total, width: int = 10) -> str:
@@ -87,9 +42,9 @@ def table(headers: list[str], rows: list[list], empty: str) -> str:
 
 
 def overview(cur) -> str:
-    cur.execute(SEED_ACTIVE)
+    cur.execute(monitoring.SEED_ACTIVE)
     active = [[r[0], r[1], progress(r[2], r[3]), f"{int(r[4])} s" if r[4] is not None else "?"] for r in cur.fetchall()]
-    cur.execute(SEED_WAITING)
+    cur.execute(monitoring.SEED_WAITING)
     waiting = [[r[0], r[1], progress(r[2], r[3])] for r in cur.fetchall()]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     return "\n".join([
@@ -102,7 +57,7 @@ def overview(cur) -> str:
 
 
 def stuck_rows(cur, minutes: float) -> list[tuple]:
-    cur.execute(STUCK, {"after_s": minutes * 60, "step_timeout_s": float(os.environ.get("STEP_TIMEOUT_S") or 600)})
+    cur.execute(monitoring.STUCK, {"after_s": minutes * 60, "step_timeout_s": load().step_timeout_s})
     return cur.fetchall()
 
 
@@ -134,10 +89,10 @@ def redrive(cur, args) -> int:
     if not confirm(f"Re-drive {len(ids)} task(s)?", args.yes):
         print("Nothing changed.")
         return 1
-    live_claim_s = 2 * float(os.environ.get("REPLICATE_TIMEOUT_S") or 15)
+    live_claim_s = 2 * load().replicate_timeout_s
     done = 0
     for task_id in ids:
-        cur.execute(REDRIVE, {"id": task_id, "live_claim_s": live_claim_s})
+        cur.execute(monitoring.REDRIVE, {"id": task_id, "live_claim_s": live_claim_s})
         row = cur.fetchone()
         if row is None:
             print(f"  {task_id}: not re-driven (finished, waiting for the user, unknown, or its claim is live)")
@@ -149,7 +104,6 @@ def redrive(cur, args) -> int:
 
 
 def fail(cur, args) -> int:
-    from shared import queries
 
     ids = targets(cur, args)
     if not ids:
@@ -182,11 +136,10 @@ def fail(cur, args) -> int:
 
 
 def _replicate():
-    if not os.environ.get("REPLICATE_API_TOKEN"):
+    if not load().replicate_api_token:
         print("(REPLICATE_API_TOKEN is not set: running predictions are not canceled at Replicate)")
         return None
     from shared.replicate_api import ReplicateAPI
-    from shared.settings import load
 
     return ReplicateAPI(load())
 
@@ -209,7 +162,7 @@ def main(argv=None) -> int:
             command.add_argument("--reason", required=True, help="the sentence the user will see")
     args = parser.parse_args(argv)
 
-    dsn = os.environ.get("DATABASE_URL")
+    dsn = load().database_url
     if not dsn:
         print("DATABASE_URL is not set: point it at the try-on database.", file=sys.stderr)
         return 2

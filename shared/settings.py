@@ -128,5 +128,27 @@ class Settings:
         return (self.max_garments + 1) * (self.max_image_bytes * 4 // 3 + 1024) + 64 * 1024
 
 
+class _Recorder(dict[str, str]):
+    """An empty environment that notes every name asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.names.append(name)
+        return default
+
+
+def env_names() -> tuple[str, ...]:
+    """Every environment variable `Settings` reads, in the order of the class (for tests and docs)."""
+    recorder = _Recorder()
+    settings = Settings(recorder)
+    for name, value in vars(Settings).items():
+        if isinstance(value, _setting):
+            getattr(settings, name)
+    return tuple(dict.fromkeys(recorder.names))
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(os.environ if env is None else env)

@@ -26,6 +26,7 @@ import migrations
 from devserver.functions import load_all
 from devserver.replicate_sim import Simulator
 from shared import db as shared_db
+from shared.settings import env_names
 
 EVENTS = Path(__file__).parent / "events"
 SIM_TOKEN = "r8_test_token_0123456789"
@@ -137,14 +138,7 @@ def file_server(tmp_path_factory):
     server.shutdown()
 
 
-ENV_NAMES = (
-    "DATABASE_URL", "REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", "REPLICATE_MODEL", "REPLICATE_VERSION",
-    "REPLICATE_WEBHOOK_SECRET", "WORKER_URL", "CHECKER_URL", "CRON_SECRET", "S3_BUCKET", "S3_ENDPOINT_URL",
-    "S3_PUBLIC_URL", "LOCAL_STORAGE_DIR", "PUBLIC_FILES_URL", "MAX_GARMENTS", "STEP_TIMEOUT_S",
-    "CHECKER_CONCURRENCY", "CHECKER_BUDGET_S", "WORKER_BUDGET_S", "ALLOWED_ORIGINS", "REQUIRE_USER_ID",
-    "MAX_ACTIVE_TASKS_PER_USER", "START_RATE_PER_USER", "MAX_IMAGE_BYTES", "CLAIM_STALE_S",
-    "RECHECK_INTERVAL_S", "REPLICATE_TIMEOUT_S", "MAX_ACTIVE_TASKS", "MAX_STEPS_PER_HOUR",
-)
+ENV_NAMES = env_names()  # every variable Settings reads: cleared so each test starts from defaults
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,49 @@
+"""The on-call view's SQL (`python -m monitor`): the seed document's two monitoring queries,
+verbatim, and what "stuck" and "re-drive" mean."""
+
+# The seed document's monitoring SQL, verbatim.
+SEED_ACTIVE = """
+SELECT id, status, current_step, total_steps, 
+       ROUND(EXTRACT(EPOCH FROM (NOW() - updated_at))) as sec_ago
+FROM replicate_tasks 
+WHERE status IN ('pending', 'processing', 'waiting_continue')
+ORDER BY created_at DESC;
+"""
+
+SEED_WAITING = """
+SELECT id, user_id, current_step, total_steps
+FROM replicate_tasks
+WHERE status = 'waiting_continue';
+"""
+
+# What "stuck" means, each with the sentence the table shows.
+STUCK = """
+SELECT id, status, current_step, total_steps, prediction_id,
+       ROUND(EXTRACT(EPOCH FROM (NOW() - updated_at))) AS sec_ago,
+       CASE
+         WHEN status = 'pending' THEN 'pending: no worker has started it'
+         WHEN prediction_id IS NULL THEN 'processing: its prediction was never created'
+         WHEN step_started_at < NOW() - make_interval(secs => %(step_timeout_s)s) - make_interval(secs => %(after_s)s)
+              THEN 'processing: past its step deadline'
+         ELSE 'processing: the checker has not looked at it'
+       END AS why
+FROM replicate_tasks
+WHERE (status = 'pending' AND created_at::timestamptz < NOW() - make_interval(secs => %(after_s)s))
+   OR (status = 'processing' AND prediction_id IS NULL
+       AND updated_at::timestamptz < NOW() - make_interval(secs => %(after_s)s))
+   OR (status = 'processing' AND prediction_id IS NOT NULL
+       AND (step_started_at < NOW() - make_interval(secs => %(step_timeout_s)s) - make_interval(secs => %(after_s)s)
+            OR COALESCE(checked_at, step_started_at, updated_at::timestamptz)
+               < NOW() - make_interval(secs => %(after_s)s)))
+ORDER BY created_at
+"""
+
+# Due now: the claim (if it is older than a create could take), the back-off and the check time
+# are cleared, so the next worker or checker ping takes the task first.
+REDRIVE = """
+UPDATE replicate_tasks
+SET claim_token = NULL, claimed_at = NULL, not_before = NULL, checked_at = NULL, updated_at = NOW()
+WHERE id = %(id)s AND status IN ('pending', 'processing')
+  AND (claimed_at IS NULL OR claimed_at < NOW() - make_interval(secs => %(live_claim_s)s))
+RETURNING id, status, prediction_id
+"""
