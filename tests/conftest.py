@@ -265,6 +265,36 @@ def fn(env) -> Functions:
 
 # --- images --------------------------------------------------------------------------------------
 
+# A status for every step before it: what each state looks like as a row, so a test can start there.
+_STATES = {
+    "pending": {},
+    "processing": {"current_step": 1, "prediction_id": "p-running", "step_started_at": "now()"},
+    "waiting_continue": {"current_step": 1, "prediction_id": "p-done", "intermediate_result": "https://img/1.png"},
+    "completed": {"current_step": 2, "prediction_id": "p-done", "intermediate_result": "https://img/2.png",
+                  "result_url": "https://img/2.png"},
+    "failed": {"current_step": 1, "prediction_id": "p-failed", "error_message": "the model failed"},
+}
+
+
+@pytest.fixture
+def task_factory(database_url):
+    """Inserts a task directly in any state (as procrastinate's job_factory does), without driving
+    it there through the functions: `task_factory("waiting_continue", user_id="anna")` -> its id.
+    Columns given as keywords override the state's defaults; "now()" is the database's NOW()."""
+
+    def make(status: str = "pending", **columns) -> str:
+        row = {"id": str(uuid.uuid4()), "user_id": "user-1", "status": status,
+               "person_image": "https://img/person.png",
+               "garments": json.dumps(["https://img/shirt.png", "https://img/skirt.png"]),
+               "total_steps": 2, **_STATES[status], **columns}
+        names = ", ".join(row)
+        values = ", ".join("NOW()" if value == "now()" else f"%({name})s" for name, value in row.items())
+        run_sql(database_url, f"INSERT INTO replicate_tasks ({names}) VALUES ({values})", row)
+        return row["id"]
+
+    return make
+
+
 def png_bytes(colour=(200, 60, 60), size=(48, 64)) -> bytes:
     from PIL import Image
 
