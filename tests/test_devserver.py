@@ -3,7 +3,6 @@ the built-in cron, the web page, and the seed's procedure over real HTTP."""
 
 import re
 import signal
-import time
 
 import psutil
 import requests
@@ -67,10 +66,8 @@ def test_ctrl_c_stops_everything_it_started_and_a_second_run_keeps_the_data(tmp_
                 if p.info["name"] == "postgres" and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
 
     wait_until(lambda: not postgres_running(), timeout=15)
-    began = time.monotonic()
-    second = start_devserver(tmp_path, "--no-cron")
+    second = start_devserver(tmp_path, "--no-cron", timeout=60)
     try:
-        assert time.monotonic() - began < 60
         view = requests.get(second.url + "/status", params={"task_id": task_id}, headers=user(), timeout=10).json()
         assert view["task_id"] == task_id and view["total_steps"] == 1
         assert re.search(r"cron +off \(--no-cron\)", "".join(second.output))

@@ -20,14 +20,16 @@ def big_table(database_url):
         SELECT gen_random_uuid()::text, 'user-' || (n % 5000),
                CASE WHEN n % 10 = 0 THEN 'failed' ELSE 'completed' END,
                'https://cdn.example.com/p.png', '["https://cdn.example.com/g.png"]', 1, 1,
-               'https://cdn.example.com/r.png', 'done-' || n, NOW() - make_interval(mins => n), NOW()
+               CASE WHEN n % 10 = 0 THEN NULL ELSE 'https://cdn.example.com/r.png' END,
+               'done-' || n, NOW() - make_interval(mins => n), NOW()
         FROM generate_series(1, 100000) AS n""")
     cur.execute("""
         INSERT INTO replicate_tasks (id, user_id, status, person_image, garments, current_step, total_steps,
                                      prediction_id, step_started_at, updated_at)
         SELECT gen_random_uuid()::text, 'live', CASE WHEN n % 2 = 0 THEN 'pending' ELSE 'processing' END,
                'https://cdn.example.com/p.png', '["https://cdn.example.com/g.png"]', n % 2, 1,
-               CASE WHEN n % 2 = 0 THEN NULL ELSE 'live-' || n END, NOW(), NOW()
+               CASE WHEN n % 2 = 0 THEN NULL ELSE 'live-' || n END,
+               CASE WHEN n % 2 = 0 THEN NULL ELSE NOW() END, NOW()
         FROM generate_series(1, 20) AS n""")
     cur.execute("ANALYZE replicate_tasks")
     yield cur

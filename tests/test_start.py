@@ -3,7 +3,6 @@ into the model input, Idempotency-Key, and the poke that never delays the answer
 
 import http.server
 import threading
-import time
 import typing
 from pathlib import Path
 
@@ -116,12 +115,12 @@ def test_concurrent_starts_with_one_idempotency_key_make_one_task(fn, sim, env):
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
     hits: typing.ClassVar[list] = []
-    delay = 0.0
+    answer = threading.Event()  # the fake worker answers once this is set
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).hits.append((self.path, self.headers.get("X-Cron-Secret")))
-        time.sleep(type(self).delay)
+        type(self).answer.wait(10)
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -133,7 +132,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake_worker():
-    _Recorder.hits, _Recorder.delay = [], 0.0
+    _Recorder.hits = []
+    _Recorder.answer.set()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -150,11 +150,13 @@ def test_start_pokes_the_worker_url_with_the_cron_secret(fn, monkeypatch, fake_w
 
 
 def test_a_slow_worker_does_not_delay_start(fn, monkeypatch, fake_worker):
-    _Recorder.delay = 3.0
+    _Recorder.answer.clear()  # the worker takes the poke and does not answer until the test says so
     monkeypatch.setenv("WORKER_URL", fake_worker[1])
-    began = time.monotonic()
-    assert fn.start(look(1)).status == 200
-    assert time.monotonic() - began < 1.0
+    try:
+        assert fn.start(look(1)).status == 200
+        wait_until(lambda: _Recorder.hits, timeout=5)  # it was poked, and start answered without waiting
+    finally:
+        _Recorder.answer.set()
 
 
 def test_an_unreachable_worker_url_does_not_fail_start(fn, monkeypatch):
