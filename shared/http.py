@@ -2,14 +2,17 @@
 
 It turns a platform event (Yandex Cloud Functions / AWS API Gateway v1, or AWS HTTP API and
 Function URL v2) into a `Request`, answers OPTIONS and CORS, checks the method and body size,
-maps typed errors to JSON bodies, and never lets an exception escape: an escaped exception
-becomes the platform's bare 502 without CORS headers, which a browser reports as a network error.
+turns every exception into a JSON answer through one table (`ERRORS`: exception type -> response,
+looked up along the class hierarchy; add an entry with `@exception_handler(SomeError)`), and never
+lets an exception escape: an escaped exception becomes the platform's bare 502 without CORS
+headers, which a browser reports as a network error.
+
+Handlers parse the request here and call the domain (`shared.view`, `shared.actions`, ...) with
+plain values and `request.services`; the domain never imports this module (import-linter checks).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 import traceback
@@ -17,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 from shared import db, log
 from shared.errors import (
@@ -29,6 +31,7 @@ from shared.errors import (
     Unavailable,
     WrongState,
 )
+from shared.events import body_of, headers_of, object_of, query_of
 from shared.images import megabytes
 from shared.services import Services
 from shared.settings import ConfigError, Settings, load
@@ -54,16 +57,16 @@ class Request:
         self.context = context
         self.settings = settings
         self.started = time.monotonic()
-        request_context = _object(event.get("requestContext"))
-        http_v2 = _object(request_context.get("http"))
+        request_context = object_of(event.get("requestContext"))
+        http_v2 = object_of(request_context.get("http"))
         method = event.get("httpMethod") or http_v2.get("method") or request_context.get("httpMethod")
         # No HTTP method at all: the platform invoked the function directly (a timer trigger or a
         # scheduler), which only someone with rights on the function can do.
         self.direct_invocation = not method
         self.method = str(method or "GET").upper()
-        self.headers = _headers(event) if headers is None else headers
-        self.query = _query(event)
-        self.raw_body = _body(event)
+        self.headers = headers_of(event) if headers is None else headers
+        self.query = query_of(event)
+        self.raw_body = body_of(event)
         self.request_id = str(
             request_context.get("requestId")
             or getattr(context, "request_id", None)
@@ -107,54 +110,6 @@ class Request:
         return left
 
 
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _headers(event: dict[str, Any]) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    multi = event.get("multiValueHeaders")
-    if isinstance(multi, dict):
-        for key, values in multi.items():
-            if isinstance(values, list) and values:
-                merged[str(key).lower()] = str(values[0])
-    single = event.get("headers")
-    if isinstance(single, dict):
-        for key, value in single.items():
-            if value is not None:
-                merged[str(key).lower()] = str(value)
-    return merged
-
-
-def _query(event: dict[str, Any]) -> dict[str, str]:
-    params = event.get("queryStringParameters")
-    if isinstance(params, dict):
-        return {str(k): str(v) for k, v in params.items() if v is not None}
-    raw = event.get("rawQueryString")
-    if isinstance(raw, str) and raw:
-        return dict(parse_qsl(raw, keep_blank_values=True))
-    return {}
-
-
-def _body(event: dict[str, Any]) -> str:
-    body = event.get("body")
-    if body is None:
-        return ""
-    if not isinstance(body, str):
-        # Some test harnesses pass the parsed JSON; accept it as the platforms would have sent it.
-        return json.dumps(body)
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput("The request body is not valid base64.", code="invalid_body") from None
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidInput("The request body must be UTF-8 JSON.", code="invalid_body") from None
-    return body
-
-
 def cors_headers(origins: tuple[str, ...], request_origin: str | None) -> dict[str, str]:
     if "*" in origins:
         return {"Access-Control-Allow-Origin": "*"}
@@ -192,7 +147,7 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
             request_origin = None
             started = time.monotonic()
             try:
-                headers = _headers(event) if isinstance(event, dict) else {}
+                headers = headers_of(event) if isinstance(event, dict) else {}
                 request_origin = headers.get("origin")
                 settings = load()
                 origins = settings.allowed_origins
