@@ -104,6 +104,26 @@ class Outcome(str, Enum):
         return self not in (Outcome.RUNNING, Outcome.ERROR, Outcome.SKIPPED)
 
 
+class ErrorCode(str, Enum):
+    """Why a look failed, for frontends to translate (stored in error_code beside the English
+    error_message; the model's own words go to error_detail)."""
+
+    MODEL_FAILED = "model_failed"              # the prediction ended in `failed`
+    CANCELED_BY_USER = "canceled_by_user"      # Cancel was pressed
+    CANCELED = "canceled"                      # canceled at Replicate, not by us
+    STEP_TIMEOUT = "step_timeout"              # STEP_TIMEOUT_S passed, or Replicate's deadline
+    OUTPUT_REMOVED = "output_removed"          # the output expired before we stored it
+    NO_OUTPUT = "no_output"                    # succeeded without an image
+    OUTPUT_UNUSABLE = "output_unusable"        # the output could not be downloaded or read
+    PREDICTION_LOST = "prediction_lost"        # Replicate no longer knows the prediction
+    REPLICATE_REJECTED = "replicate_rejected"  # Replicate refused to create it (4xx)
+    LAUNCH_FAILED = "launch_failed"            # our own launch kept failing: quarantined
+    INPUT_MISSING = "input_missing"            # the step's input image or garment is gone
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class LaunchOutcome(str, Enum):
     """What one attempt to create a step's prediction did (`shared.launching.record_launch`)."""
 
