@@ -61,6 +61,7 @@ def _handler_for(sim):
                 self.close_connection = True
                 raise SimError(400, "Bad request", "Content-Length must be a non-negative integer")
             raw = self.rfile.read(int(length)) if int(length) else b""
+            self.body_read = True
             if not raw:
                 return {}
             try:
@@ -71,7 +72,7 @@ def _handler_for(sim):
         def _route(self, method: str) -> None:
             parts = urlsplit(self.path)
             path, query = parts.path.rstrip("/") or "/", {k: v[0] for k, v in parse_qs(parts.query).items()}
-            drip = 0.0
+            drip, self.body_read = 0.0, False
             try:
                 if path.startswith("/_sim/"):
                     return self._admin(method, path)
@@ -87,6 +88,8 @@ def _handler_for(sim):
                 status, body = self._api(method, path, query)
                 self._send(status, body, drip_s=drip)
             except SimError as error:
+                if not self.body_read and self.headers.get("Content-Length", "0") != "0":
+                    self.close_connection = True  # the unread body must not be taken for the next request
                 self._send(error.status, error.body(), error.headers, "application/problem+json", drip_s=drip)
 
         def _api(self, method: str, path: str, query: dict) -> tuple[int, dict]:
