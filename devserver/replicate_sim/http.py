@@ -158,7 +158,7 @@ def main() -> None:
     from devserver.replicate_sim import __doc__ as description
     from devserver.replicate_sim.simulator import Simulator
 
-    parser = argparse.ArgumentParser(description=description.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devserver.replicate_sim", description=description.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds a prediction runs")
