@@ -68,9 +68,9 @@ def fill_in_flight(cur, sim, count: int) -> None:
 
 def one_ping(sim, listing: bool) -> dict:
     from devserver.functions import load
-    from shared import engine
+    from shared import checking
 
-    engine.LIST_WHEN_DUE = 8 if listing else 10 ** 9
+    checking.LIST_WHEN_DUE = 8 if listing else 10 ** 9
     sim.stats.clear()
     handler = load("checker")
     began = time.monotonic()

