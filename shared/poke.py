@@ -7,9 +7,10 @@ the cron ping picks the task up.
 
 from __future__ import annotations
 
+import http.client
 import threading
 
-from shared import log
+from shared import log, plain_http
 
 POKE_WAIT_S = 0.2
 
@@ -17,14 +18,12 @@ POKE_WAIT_S = 0.2
 def poke(url: str, cron_secret: str = "") -> None:
     if not url:
         return
-    import requests  # only when there is a worker to wake
-
     headers = {"X-Cron-Secret": cron_secret} if cron_secret else {}
 
     def send() -> None:
         try:
-            requests.post(url, json={"reason": "poke"}, headers=headers, timeout=(2.0, 10.0))
-        except requests.RequestException as error:
+            plain_http.request("POST", url, json_body={"reason": "poke"}, headers=headers, timeout=10.0)
+        except (OSError, ValueError, http.client.HTTPException) as error:
             log.event("poke_failed", error=type(error).__name__)
 
     thread = threading.Thread(target=send, name="poke-worker", daemon=True)

@@ -1,10 +1,12 @@
-"""Replicate through the `replicate` client (1.0.7), bounded and classified.
+"""Replicate's HTTP API (create, get, cancel, list), bounded and classified.
 
-What the client does not do for us, and this module does:
-- a timeout on every call (its create sends `timeout=None`: no limit at all);
-- no hidden retries: its transport retries GETs on 429/503/504 up to 10 times, sleeping up to
-  60 s each (a digit Retry-After unbounded), which would run a function past its timeout. Our
-  transport raises on those answers instead, and the next cron ping is the retry;
+The calls go over the standard library (`shared.plain_http`), not the `replicate` client: the
+code used only its raw request method, and importing it (httpx, pydantic) cost a worker or
+checker cold start 100-150 ms. What the client did not do for us either, and this module does:
+- a timeout on every call (its create sent `timeout=None`: no limit at all);
+- no hidden retries: its transport retried GETs on 429/503/504 up to 10 times, sleeping up to
+  60 s each, which would run a function past its timeout. A 429/503/504 raises `Transient`
+  here, and the next cron ping is the retry;
 - predictions are read as plain JSON, because the client's model rejects status `aborted`;
 - every failure is one of two kinds: `Transient` (try again later; the task stays as it is) or
   `Rejected` (permanent: the step fails with a sentence a person understands).
@@ -13,18 +15,18 @@ What the client does not do for us, and this module does:
 from __future__ import annotations
 
 import email.utils
+import http.client
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
-import replicate
-from replicate.exceptions import ReplicateError
-
+from shared import plain_http
 from shared.images import first_url
 from shared.settings import ConfigError, Settings
 
+USER_AGENT = "vton-functions (python http.client)"
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 
@@ -81,10 +83,11 @@ class RateLimiter:
 # Replicate's limits: 600 creates a minute, 3,000 other requests a minute. Stay under both, per
 # instance; a 429 from sharing the account with other instances pauses the limiter.
 _limiters: dict[tuple[str, float], RateLimiter] = {}
+_limiters_lock = threading.Lock()
 
 
 def limiter(kind: str, per_second: float) -> RateLimiter:
-    with _clients_lock:
+    with _limiters_lock:
         found = _limiters.get((kind, per_second))
         if found is None:
             found = _limiters[(kind, per_second)] = RateLimiter(per_second)
@@ -134,47 +137,13 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, min(when.timestamp() - time.time(), 300.0))
 
 
-class _FailFastTransport(httpx.HTTPTransport):
-    """Turns the answers the client would retry in a sleep loop into an immediate `Transient`."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        if response.status_code in (429, 503, 504):
-            response.read()
-            response.close()
-            raise Transient(
-                f"Replicate answered {response.status_code}",
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                status=response.status_code,
-            )
-        return response
-
-
-_clients: dict[tuple[str, str, float], replicate.Client] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(token: str, base_url: str, timeout: float) -> replicate.Client:
-    key = (token, base_url, timeout)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = replicate.Client(
-                api_token=token,
-                base_url=base_url or None,
-                timeout=httpx.Timeout(timeout, connect=5.0, pool=5.0),
-                transport=_FailFastTransport(retries=0),
-            )
-            _clients[key] = client
-        return client
-
-
 class ReplicateAPI:
     def __init__(self, settings: Settings, deadline: float | None = None):
         if not settings.replicate_api_token:
             raise ConfigError("REPLICATE_API_TOKEN is not set")
         self.settings = settings
-        self.client = _client(settings.replicate_api_token, settings.replicate_base_url, settings.replicate_timeout_s)
+        self.base_url = (settings.replicate_base_url or "https://api.replicate.com").rstrip("/")
+        self.headers = {"Authorization": f"Bearer {settings.replicate_api_token}", "User-Agent": USER_AGENT}
         self.reads = limiter("read", settings.replicate_reads_per_second)
         self.creates = limiter("create", settings.replicate_creates_per_second)
         self.deadline = deadline  # time.monotonic() after which no new call starts
@@ -195,7 +164,7 @@ class ReplicateAPI:
             path = "/v1/predictions"
         else:
             path = f"/v1/models/{self.settings.replicate_model}/predictions"
-        return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates,
+        return Prediction.from_json(self._call("POST", path, body=body, headers=headers, limit=self.creates,
                                                start_by=start_by))
 
     def get(self, prediction_id: str) -> Prediction:
@@ -221,32 +190,47 @@ class ReplicateAPI:
                 continue
         return predictions, data.get("next") or None
 
-    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, start_by: float | None = None,
-              **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None,
+              limit: RateLimiter | None = None, start_by: float | None = None) -> Any:
         limit = limit or self.reads
         limit.acquire(min(t for t in (self.deadline, start_by, float("inf")) if t is not None))
         self.calls += 1
         try:
-            response = self.client._request(method, path, **kwargs)
-        except Transient as error:
-            if error.status == 429:
-                limit.pause(error.retry_after or 5.0)
-            raise
-        except ReplicateError as error:
-            raise _classify(error) from None
-        except httpx.TimeoutException:
+            reply = plain_http.request(method, self._url(path), headers={**self.headers, **(headers or {})},
+                                       json_body=body, timeout=self.settings.replicate_timeout_s)
+        except TimeoutError:
             raise Transient("Replicate did not answer in time") from None
-        except httpx.HTTPError as error:
+        except (OSError, http.client.HTTPException) as error:
             raise Transient(f"Replicate could not be reached ({type(error).__name__})") from None
+        if reply.status in (429, 503, 504):
+            retry_after = parse_retry_after(reply.headers.get("retry-after"))
+            if reply.status == 429:
+                limit.pause(retry_after or 5.0)
+            raise Transient(f"Replicate answered {reply.status}", retry_after=retry_after, status=reply.status)
         try:
-            return response.json()
+            data = reply.json()
         except ValueError:
-            raise Transient("Replicate sent an answer that is not JSON") from None
+            data = None
+        if reply.status >= 400:
+            raise _classify(reply.status, data)
+        if data is None:
+            raise Transient("Replicate sent an answer that is not JSON")
+        return data
+
+    def _url(self, path: str) -> str:
+        """A path, or a next-page URL, which must point at the same API (it gets our token)."""
+        if not path.startswith(("http://", "https://")):
+            return self.base_url + path
+        base, given = urlsplit(self.base_url), urlsplit(path)
+        if (given.scheme, given.netloc) != (base.scheme, base.netloc):
+            raise Transient("Replicate sent a next-page URL for another host")
+        return path
 
 
-def _classify(error: ReplicateError) -> Exception:
-    status = error.status or 0
-    detail = (error.detail or error.title or "").strip()
+def _classify(status: int, data: Any) -> Exception:
+    """An error answer (Replicate's problem JSON: `detail`, `title`) as Transient or Rejected."""
+    problem = data if isinstance(data, dict) else {}
+    detail = str(problem.get("detail") or problem.get("title") or "").strip()
     if status == 429 or status >= 500:
         return Transient(f"Replicate answered {status}", status=status)
     if status == 404:
