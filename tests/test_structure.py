@@ -9,15 +9,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("replicate", "httpx", "requests", "boto3")
 
-POLL = """
+# A fresh interpreter runs one handler once, then names the heavy modules it has loaded.
+CALL = """
 import json, sys
 sys.path.insert(0, {root!r})
 from devserver.functions import load
-status = load("status")
-reply = status({{"httpMethod": "GET", "headers": {{"X-User-Id": "user-1"}},
-                 "queryStringParameters": {{"task_id": {task_id!r}}}}}, None)
-print(json.dumps({{"status": reply["statusCode"], "loaded": [m for m in {heavy!r} if m in sys.modules]}}))
+reply = load({function!r})({event!r}, None)
+print(json.dumps({{"status": reply["statusCode"], "body": json.loads(reply["body"]),
+                  "loaded": sorted(m for m in {heavy!r} if m in sys.modules)}}))
 """
+
+
+def call_in_fresh_process(env: dict, function: str, method: str = "GET", *, query=None, body=None) -> dict:
+    event = {"httpMethod": method, "headers": {"X-User-Id": "user-1"}, "queryStringParameters": query or {},
+             "body": json.dumps(body) if body is not None else None}
+    code = CALL.format(root=str(ROOT), function=function, event=event, heavy=HEAVY)
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_no_module_in_shared_is_over_300_lines():
@@ -27,8 +37,24 @@ def test_no_module_in_shared_is_over_300_lines():
 
 def test_a_status_poll_imports_no_replicate_http_or_aws_client(env, task_factory):
     task_id = task_factory("processing")
-    code = POLL.format(root=str(ROOT), task_id=task_id, heavy=HEAVY)
-    out = subprocess.run([sys.executable, "-c", code], env={"DATABASE_URL": env["DATABASE_URL"], "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"status": 200, "loaded": []}
+    result = call_in_fresh_process(env, "status", query={"task_id": task_id})
+    assert (result["status"], result["body"]["status"], result["loaded"]) == (200, "processing", [])
+
+
+def test_idle_worker_and_checker_pings_import_no_heavy_module(env):
+    worker = call_in_fresh_process(env, "worker")
+    checker = call_in_fresh_process(env, "checker")
+    assert (worker["status"], worker["body"]["started"], worker["loaded"]) == (200, 0, [])
+    assert (checker["status"], checker["body"]["checked"], checker["loaded"]) == (200, 0, [])
+
+
+def test_creating_and_reading_predictions_imports_no_replicate_or_http_client(env, task_factory, sim):
+    """Replicate's JSON API goes over http.client; only the output's download loads requests."""
+    task_id = task_factory("pending")
+    worker = call_in_fresh_process(env, "worker")
+    assert (worker["status"], worker["body"]["started"], worker["loaded"]) == (200, 1, [])
+    assert sim.wait_idle(30)
+    checker = call_in_fresh_process(env, "checker")
+    assert (checker["body"]["ready"], checker["loaded"]) == (1, ["requests"])
+    step_two = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
+    assert (step_two["status"], step_two["body"]["current_step"], step_two["loaded"]) == (200, 2, [])
