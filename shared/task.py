@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -63,10 +64,18 @@ _FIELDS = frozenset(f.name for f in fields(Task))
 
 def parse_garments(text: str | None) -> list[Garment]:
     """The task's garments; rows written by the original functions may hold plain URLs."""
+    # A warm status instance parses the same look's text every poll; long texts (data URIs
+    # kept when no storage is configured) are not worth keeping in memory.
+    if text is not None and len(text) <= 4096:
+        return list(_parse_garments_cached(text))
+    return list(_parse_garments(text))
+
+
+def _parse_garments(text: str | None) -> tuple[Garment, ...]:
     try:
         items = json.loads(text or "")
     except (TypeError, ValueError):
-        return []
+        return ()
     garments = []
     for item in items if isinstance(items, list) else []:
         if isinstance(item, str):
@@ -78,4 +87,7 @@ def parse_garments(text: str | None) -> list[Garment]:
                 description=item.get("description"),
                 category=category if category in CATEGORIES else "upper_body",
             ))
-    return garments
+    return tuple(garments)
+
+
+_parse_garments_cached = functools.lru_cache(maxsize=256)(_parse_garments)
