@@ -1,15 +1,11 @@
-"""What the browser tests share: Debian's Chromium through Playwright, test pictures, axe-core
-from npm (installed once into a cache folder), screenshots, and answers for `page.route`.
-
-Test modules import the fixtures they use from here (pytest finds fixtures in a module's
-namespace)."""
+"""Helpers the browser tests share: pages in Debian's Chromium, filling the form, waiting for a
+status, screenshots, axe-core's findings, and JSON answers for `page.route`. The fixtures are in
+tests/browser_fixtures.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,33 +35,6 @@ def picture(path, colour, size, garment=False, fmt="PNG"):
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    heic = folder / "IMG_0042.HEIC"
-    # What an iPhone hands over: an ISO-BMFF 'ftypheic' box; Chromium cannot decode it.
-    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
-    return {
-        "person": picture(folder / "person.png", (214, 190, 170), (1800, 2400)),
-        "shirt": picture(folder / "shirt.png", (40, 90, 200), (500, 500), garment=True),
-        "skirt": picture(folder / "skirt.png", (200, 40, 60), (500, 500), garment=True),
-        "tiny": picture(folder / "tiny.png", (10, 200, 10), (10, 10)),
-        "heic": str(heic),
-    }
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-gpu", "--no-first-run"])
-        yield browser
-        browser.close()
-
-
 def open_page(browser, viewport=None, **options):
     """A fresh browser profile (its own localStorage: its own anonymous user)."""
     context = browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True, **options)
@@ -85,20 +54,6 @@ def open_page(browser, viewport=None, **options):
     page.on("console", on_console)
     page.on("pageerror", lambda error: page.console_errors.append(str(error)))
     return page
-
-
-@pytest.fixture
-def page(browser, devserver):
-    page = open_page(browser)
-    yield page
-    page.context.close()
-
-
-@pytest.fixture
-def phone(browser, devserver):
-    page = open_page(browser, PHONE, is_mobile=True, has_touch=True)
-    yield page
-    page.context.close()
 
 
 def sim_faults(devserver, **faults):
@@ -125,22 +80,6 @@ def screenshot(page, name):
 
 
 # --- axe-core ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def axe_source():
-    """axe-core 4 from npm, installed once into a cache folder (no CDN: the tests run offline
-    once it is there)."""
-    if not AXE_JS.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not installed, so axe-core cannot be fetched (apt-get install -y npm)")
-        AXE_CACHE.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([npm, "install", "--prefix", str(AXE_CACHE), "--no-audit", "--no-fund", "axe-core@4"],
-                              capture_output=True, text=True, timeout=300)
-        if done.returncode != 0 or not AXE_JS.exists():
-            pytest.skip(f"npm could not install axe-core: {done.stderr.strip()[-300:]}")
-    return AXE_JS.read_text()
-
 
 def serious_violations(page, axe_source) -> list[str]:
     """axe-core's serious and critical findings on the page as it is now, one line each."""

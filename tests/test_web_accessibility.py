@@ -4,10 +4,12 @@ in .screens/ (gitignored) for a person to look at."""
 
 import pytest
 
-from tests.browser_support import (  # noqa: F401  (fixtures)
-    DESKTOP, PHONE, axe_source, browser, fill_look, images, needs_chromium, open_page, screenshot,
-    serious_violations, sim_faults, wait_status,
+from tests.browser_support import (
+    DESKTOP, PHONE, fill_look, needs_chromium, open_page, screenshot, serious_violations, sim_faults, wait_status,
 )
+
+# The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
+pytest_plugins = ["tests.browser_fixtures"]
 
 pytestmark = needs_chromium
 
@@ -21,6 +23,7 @@ def test_no_serious_accessibility_violations_in_any_state(browser, devserver, im
 
     def check(state):
         page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_function("[...document.images].every((img) => img.complete)")
         screenshot(page, f"{size}-{lang}-{state}")
         found[state] = serious_violations(page, axe_source)
 

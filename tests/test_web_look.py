@@ -4,9 +4,10 @@ their picker, the phone's action bar, compare, full-size steps, and what a scree
 
 import re
 
-from tests.browser_support import (  # noqa: F401  (fixtures)
-    PHONE, browser, fill_look, images, needs_chromium, page, phone, sim_faults, wait_status,
-)
+from tests.browser_support import PHONE, fill_look, needs_chromium, sim_faults, wait_status
+
+# The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
+pytest_plugins = ["tests.browser_fixtures"]
 
 pytestmark = needs_chromium
 

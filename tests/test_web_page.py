@@ -6,9 +6,10 @@ import re
 
 import requests
 
-from tests.browser_support import (  # noqa: F401  (fixtures)
-    browser, fill_look, images, needs_chromium, page, phone, sim_faults, wait_status,
-)
+from tests.browser_support import fill_look, needs_chromium, sim_faults, wait_status
+
+# The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
+pytest_plugins = ["tests.browser_fixtures"]
 
 pytestmark = needs_chromium
 

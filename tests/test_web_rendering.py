@@ -11,9 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser_support import (  # noqa: F401  (fixtures)
-    browser, fill_look, fulfil_json, images, needs_chromium, open_page, page, screenshot,
-)
+from tests.browser_support import fill_look, fulfil_json, needs_chromium, open_page, screenshot
+
+# The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
+pytest_plugins = ["tests.browser_fixtures"]
 
 pytestmark = needs_chromium
 
