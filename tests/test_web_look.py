@@ -269,7 +269,7 @@ def test_the_live_region_announces_state_changes_not_polls(page, devserver, imag
             new MutationObserver(() => window.announced.push(document.querySelector('#announce').textContent))
               .observe(document.querySelector('#announce'), {childList: true, characterData: true, subtree: true}); }""")
         polls = []
-        page.on("request", lambda r: "task_id=" in r.url and "/status" in r.url and polls.append(r.url))
+        page.on("request", lambda r: "force_check=true" in r.url and polls.append(r.url))  # the page's polls
         fill_look(page, images)
         page.get_by_test_id("start").click()
         page.get_by_test_id("continue").wait_for(state="visible", timeout=60_000)

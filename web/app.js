@@ -11,12 +11,14 @@
   const LOCAL_LOOKS = 20;       // looks remembered in this browser (a backend without ?mine=true)
 
   // Every task status the page knows, and what it means here. Nothing else names a status.
+  // running: poll and show progress; stepRuns: a prediction is at work; open: leaving asks first;
+  // failure: show why; result: the look is done and result_url is its image.
   const STATES = {
-    pending:          { text: "queued",     badge: "badgeQueued",   running: true,  open: true },
-    processing:       { text: "generating", badge: "badgeRunning",  running: true,  open: true },
-    waiting_continue: { text: "ready",      badge: "badgeReady",    running: false, open: true },
-    failed:           { text: "failed",     badge: "badgeFailed",   running: false, open: true },
-    completed:        { text: "completed",  badge: "badgeDone",     running: false, open: false },
+    pending:          { text: "queued",     badge: "badgeQueued",  running: true,  open: true },
+    processing:       { text: "generating", badge: "badgeRunning", running: true,  open: true, stepRuns: true },
+    waiting_continue: { text: "ready",      badge: "badgeReady",   running: false, open: true },
+    failed:           { text: "failed",     badge: "badgeFailed",  running: false, open: true, failure: true },
+    completed:        { text: "completed",  badge: "badgeDone",    running: false, open: false, result: true },
   };
   const UNKNOWN_STATE = { text: "progress", badge: "badgeRunning", running: false, open: true };
   const stateOf = (status) => STATES[status] || UNKNOWN_STATE;
@@ -57,7 +59,7 @@
       heic: "Формат HEIC не поддерживается — сохраните «{file}» как JPEG (на iPhone: Настройки → Камера → Форматы → «Наиболее совместимый»).",
       tooSmall: "Картинка слишком маленькая: {w}×{h} пикселей. Нужно не меньше {min} пикселей по каждой стороне.",
       network: "Нет связи с сервером. Пробуем ещё раз…", tooMany: "Можно добавить не больше {n} вещей.",
-      lost: "Эта примерка не найдена. Начните новый образ.",
+      lost: "Эта примерка не найдена: её могли создать в другом браузере (показать образ другому можно кнопкой «Поделиться»). Начните новый образ.",
     },
     en: {
       title: "Virtual try-on",
@@ -94,7 +96,7 @@
       heic: "HEIC is not supported: save “{file}” as JPEG.",
       tooSmall: "The picture is too small: {w}×{h} pixels. It needs at least {min} pixels on each side.",
       network: "Cannot reach the server. Trying again…", tooMany: "At most {n} garments can be added.",
-      lost: "This try-on was not found. Start a new look.",
+      lost: "This try-on was not found: it may have been made in another browser (to show a look to someone, use “Share”). Start a new look.",
     },
   };
   // A failed step's error_code, as a sentence naming the page's own Retry button.
@@ -576,14 +578,14 @@
     const state = stateOf(view.status);
     const k = view.current_step || 0;
     const n = view.total_steps || 0;
-    const image = view.status === "completed" ? view.result_url : view.intermediate_result;
+    const image = state.result ? view.result_url : view.intermediate_result;
     const can = new Set(shareToken === null ? view.actions || [] : []);
     const local = lookData(taskId);
 
     ui.layout.classList.add("has-look");
     lockForm(local);
 
-    const text = t(state.text, { k: view.status === "failed" ? Math.max(k, 1) : k, n });
+    const text = t(state.text, { k: state.failure ? Math.max(k, 1) : k, n });
     setText(ui.progress, shareToken !== null ? `${t("sharedTitle")}: ${text}` : text);
     ui.progress.dataset.status = view.status;
     announce(`${view.status}:${k}`, text);
@@ -668,7 +670,7 @@
     }
     const step = (view.steps || []).find((s) => s.step === view.current_step);
     const perStep = local && local.estimate && local.total ? local.estimate / local.total : null;
-    if (view.status !== "processing" || !step || !step.started_at || !perStep) return { percent: null, eta: null };
+    if (!stateOf(view.status).stepRuns || !step || !step.started_at || !perStep) return { percent: null, eta: null };
     const elapsed = Math.max(0, (Date.now() - Date.parse(step.started_at)) / 1000);
     return { percent: Math.round(Math.min(95, (100 * elapsed) / perStep)), eta: Math.max(0, Math.round(perStep - elapsed)) };
   }
@@ -684,7 +686,7 @@
   }
 
   function showFailure(view, k) {
-    if (view.status !== "failed" || !(view.error_code || view.error_message)) {
+    if (!stateOf(view.status).failure || !(view.error_code || view.error_message)) {
       if (!busy && ui.errorText.textContent !== t("network")) showError("");
       return;
     }
@@ -1055,6 +1057,7 @@
 
   if (params.get("share")) {
     shareToken = params.get("share");
+    ui.layout.classList.add("shared");
     refresh().then(schedulePoll);
   } else {
     const resumed = params.get("task") || localStorage.getItem("tryon.task");
