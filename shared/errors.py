@@ -59,3 +59,8 @@ class Unavailable(ServiceError):
     """Something we depend on is down for now; `retry_after` says when to try again."""
 
     code = "unavailable"
+
+
+class StorageError(Exception):
+    """The store could not be reached or refused a write: transient, try again later. Here, not
+    in shared.storage, so the HTTP wrapper can map it without importing storage on every call."""

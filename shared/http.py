@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +24,7 @@ from shared.errors import (
     InvalidInput,
     LimitReached,
     ServiceError,
+    StorageError,
     TaskNotFound,
     Unauthorized,
     Unavailable,
@@ -35,7 +34,6 @@ from shared.events import body_of, headers_of, object_of, query_of
 from shared.images import megabytes
 from shared.services import Services
 from shared.settings import ConfigError, Settings, load
-from shared.storage import StorageError
 from shared.validation import valid_user_id
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
@@ -71,7 +69,7 @@ class Request:
             request_context.get("requestId")
             or getattr(context, "request_id", None)
             or getattr(context, "aws_request_id", None)
-            or uuid.uuid4()
+            or _new_request_id()
         )
         self.services = Services(settings)
 
@@ -108,6 +106,12 @@ class Request:
             except Exception:  # a context we do not know: our own budget still applies
                 pass
         return left
+
+
+def _new_request_id() -> str:
+    import uuid  # rarely needed (platforms send a request id) and slow to import (it loads platform)
+
+    return str(uuid.uuid4())
 
 
 def cors_headers(origins: tuple[str, ...], request_origin: str | None) -> dict[str, str]:
@@ -259,5 +263,7 @@ def error_response(error: Exception) -> Response:
         if error_type in ERRORS:
             return ERRORS[error_type](error)
     # Anything else is a bug: log it with a short trace, never leak it.
+    import traceback  # only on this path: a status poll should not pay for importing it
+
     log.event("unhandled_error", error=type(error).__name__, trace=traceback.format_exc(limit=8)[-2000:])
     return answer(500, ServiceError())

@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.errors import StorageError as StorageError  # re-exported: callers catch it from here
 from shared.images import CONTENT_TYPES
 from shared.settings import ConfigError, Settings
 
 _KEY = re.compile(r"^tasks/[0-9a-f-]{36}/[a-z0-9-]{1,64}\.(png|jpg|webp)$")
-
-
-class StorageError(Exception):
-    """The store could not be reached or refused a write: transient, try again later."""
 
 
 def key_for(task_id: str, name: str, content_type: str) -> str:
