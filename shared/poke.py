@@ -7,10 +7,9 @@ the cron ping picks the task up.
 
 from __future__ import annotations
 
-import http.client
 import threading
 
-from shared import log, plain_http
+from shared import log
 
 POKE_WAIT_S = 0.2
 
@@ -18,6 +17,10 @@ POKE_WAIT_S = 0.2
 def poke(url: str, cron_secret: str = "") -> None:
     if not url:
         return
+    import http.client  # only when there is a worker to wake
+
+    from shared import plain_http
+
     headers = {"X-Cron-Secret": cron_secret} if cron_secret else {}
 
     def send() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,6 +64,8 @@ class LocalStorage(Store):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Write then rename: a reader never sees half a file.
+            import tempfile  # only a local folder's writes need it (a start without data URIs does not)
+
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -58,3 +58,9 @@ def test_creating_and_reading_predictions_imports_no_replicate_or_http_client(en
     assert (checker["body"]["ready"], checker["loaded"]) == (1, ["requests"])
     step_two = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
     assert (step_two["status"], step_two["body"]["current_step"], step_two["loaded"]) == (200, 2, [])
+
+
+def test_a_start_with_image_urls_imports_no_heavy_module(env):
+    look = {"person_image": "https://example.com/person.jpg", "garments": ["https://example.com/shirt.jpg"]}
+    start = call_in_fresh_process(env, "start", "POST", body=look)
+    assert (start["status"], start["body"]["status"], start["loaded"]) == (200, "pending", [])
