@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared import log, queries
+from shared import costs, log, profiles, queries
 from shared.db import Database
 from shared.images import DownloadError, download
 from shared.launching import cancel_quietly
@@ -39,6 +39,7 @@ class Observation:
     transient: str | None = None        # try again on the next ping
     retry_after: float | None = None
     skipped: bool = False               # not looked at: this run ran out of time
+    spend: dict[str, Any] = field(default_factory=dict)  # the step row's model, predict_time_s, cost_usd
 
 
 def _past_deadline(settings: Settings, task: Task, slack_s: float = 0.0) -> bool:
@@ -62,6 +63,13 @@ def observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: 
             prediction: Prediction | None = None) -> Observation:
     """The network half of a check (safe in a thread): reads the prediction unless given, and
     copies a finished image into storage. Never raises for Replicate or storage trouble."""
+    seen = _observe(settings, api, storage, task, prediction)
+    seen.spend = costs.step_spend(profiles.active(settings), seen.prediction)
+    return seen
+
+
+def _observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: Task,
+             prediction: Prediction | None) -> Observation:
     step = task.current_step
     try:
         if prediction is None:
@@ -126,6 +134,9 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
         return Observation(prediction=prediction, transient=str(error))
 
 
+_SPEND_UNKNOWN = {"model": None, "predict_time_s": None, "cost_usd": None}
+
+
 def apply(db: Database, task: Task, seen: Observation) -> Outcome:
     """The database half of a check: what it changed, if anything."""
     step = {"step": task.current_step, "attempt": task.attempt, "prediction_id": task.prediction_id}
@@ -136,14 +147,15 @@ def apply(db: Database, task: Task, seen: Observation) -> Outcome:
         return Outcome.ERROR
     params = {"id": task.id, "prediction_id": task.prediction_id}
     if seen.failure:
-        row = db.one(queries.STEP_FAILED, {**params, "error": seen.failure, "step_status": seen.failure_status})
+        row = db.one(queries.STEP_FAILED, {**params, **_SPEND_UNKNOWN, **seen.spend, "error": seen.failure,
+                                           "step_status": seen.failure_status})
         if row is None:
             return Outcome.STALE
         log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=seen.failure)
         return Outcome.FAILED
     if seen.image_url and seen.prediction is not None:
         output = seen.prediction.output
-        row = db.one(queries.STEP_SUCCEEDED, {**params, "image_url": seen.image_url,
+        row = db.one(queries.STEP_SUCCEEDED, {**params, **_SPEND_UNKNOWN, **seen.spend, "image_url": seen.image_url,
                                               "output": output if isinstance(output, str) else json.dumps(output)})
         if row is None:
             return Outcome.STALE

@@ -224,7 +224,8 @@ WITH t AS (
 ), history AS (
     UPDATE replicate_task_steps s
     SET status = 'succeeded', image_url = %(image_url)s, replicate_output = %(output)s,
-        error = NULL, completed_at = NOW()
+        error = NULL, completed_at = NOW(),
+        model = %(model)s, predict_time_s = %(predict_time_s)s, cost_usd = %(cost_usd)s
     FROM t WHERE s.prediction_id = %(prediction_id)s
 )
 SELECT * FROM t
@@ -238,10 +239,16 @@ WITH t AS (
     RETURNING *
 ), history AS (
     UPDATE replicate_task_steps s
-    SET status = %(step_status)s, error = %(error)s, completed_at = NOW()
+    SET status = %(step_status)s, error = %(error)s, completed_at = NOW(),
+        model = %(model)s, predict_time_s = %(predict_time_s)s, cost_usd = %(cost_usd)s
     FROM t WHERE s.prediction_id = %(prediction_id)s
 )
 SELECT * FROM t
+"""
+
+# What a look cost: every attempt of every step, failed ones too (the completion webhook).
+LOOK_COST = """
+SELECT sum(cost_usd) AS cost_usd FROM replicate_task_steps WHERE task_id = %(id)s
 """
 
 # --- the user's other choices --------------------------------------------------------------------
