@@ -158,3 +158,28 @@ def test_a_custom_template_fills_nested_values_and_keeps_other_types():
     filled = profiles.fill_template(template, step(prompt_hints="bright"))
     assert filled == {"images": ["https://x/p.png", "https://x/g.png"],
                       "opts": {"label": "dresses", "seed": 7, "on": True}}
+
+
+def test_make_run_with_the_nano_banana_profile_completes_a_look(tmp_path):
+    """`make run ARGS="--model-profile nano-banana"`: the devserver, its simulator and its cron."""
+    import requests
+
+    from tests.conftest import GARMENTS, PERSON, start_devserver, wait_until
+
+    server = start_devserver(tmp_path, "--model-profile", "nano-banana", "--sim-seconds", "0.5",
+                             "--cron-interval", "0.5")
+    try:
+        headers = {"X-User-Id": "banana-user"}
+        created = requests.post(server.url + "/start", headers=headers,
+                                json={"person_image": PERSON, "garments": GARMENTS[:1]}, timeout=10)
+        assert created.status_code == 200, created.text
+        task_id = created.json()["task_id"]
+        final = wait_until(lambda: (v := requests.get(server.url + "/status", params={"task_id": task_id},
+                                                      headers=headers, timeout=10).json())["status"]
+                           in ("completed", "failed") and v, timeout=60)
+        assert final["status"] == "completed", final
+        created_with = requests.get(server.sim_url + "/_sim/predictions", timeout=10).json()
+        assert [p["model"] for p in created_with] == ["google/nano-banana"]
+        assert sorted(created_with[0]["sim_input"]) == ["image_input", "output_format", "prompt"]
+    finally:
+        assert server.stop() == 0
