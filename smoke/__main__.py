@@ -44,6 +44,7 @@ class Smoke:
         self.handlers = load_all()
         self.t0 = time.monotonic()
         self.lock = threading.Lock()
+        self.noticed: str | None = None  # "webhook" or "checker"
 
     def say(self, text: str) -> None:
         self.out.write(f"[{time.monotonic() - self.t0:7.1f} s] {text}\n")
@@ -83,8 +84,8 @@ class Smoke:
 
         settings = load()
         profile = profiles.active(settings)
-        self.say(f"profile {profile.name}: {profile.model}{':' + profile.version if profile.version else ''} "
-                 f"({profile.license}; ${profile.price_usd} per {profile.price_basis})")
+        named = profile.version if ":" in profile.version else ":".join(filter(None, (profile.model, profile.version)))
+        self.say(f"profile {profile.name}: {named} ({profile.license}; ${profile.price_usd} per {profile.price_basis})")
         user = "smoke-" + uuid.uuid4().hex[:8]
         started = self.call("start", "POST", json.dumps({
             "person_image": sample("person.png"),
@@ -95,40 +96,35 @@ class Smoke:
             return 1
         task_id, status = started["task_id"], started["status"]
         self.say(f"start -> {status} (task {task_id}, estimate {started['estimated_time_seconds']} s)")
+        db = Database(settings.database_url)
         worker = self.call("worker", "POST")
         self.say(f"worker: started {worker.get('started')}, failed {worker.get('failed')}, "
                  f"deferred {worker.get('deferred')}")
-        db = Database(settings.database_url)
-        noticed = None
+        status = self.moved(db, task_id, status, "the worker")
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            now = self.status(db, task_id)
-            if now != status:
-                noticed = noticed or "webhook"
-                self.say(f"{status} -> {now} (noticed by the webhook)")
-                status = now
-            if status in ("completed", "failed", "waiting_continue"):
-                break
+        while status not in ("completed", "failed", "waiting_continue") and time.monotonic() < deadline:
+            time.sleep(self.poll_s)
+            status = self.moved(db, task_id, status, "the webhook")  # between our pings: only a webhook
             if status == "pending":
                 self.call("worker", "POST")
-            else:
+                status = self.moved(db, task_id, status, "the worker")
+            elif status == "processing":
                 checked = self.call("checker", "GET")
-                now = self.status(db, task_id)
-                if now != status:
-                    moved_by_checker = checked.get("ready", 0) + checked.get("completed", 0) + checked.get("failed", 0)
-                    who = "the checker" if moved_by_checker else "the webhook"
-                    noticed = noticed or who.removeprefix("the ")
-                    self.say(f"{status} -> {now} (noticed by {who})")
-                    status = now
-                    continue
-            time.sleep(self.poll_s)
-        return self.report(db, task_id, status, noticed, costs.look_cost_usd(db, task_id))
+                ended = checked.get("ready", 0) + checked.get("completed", 0) + checked.get("failed", 0)
+                status = self.moved(db, task_id, status, "the checker" if ended else "the webhook")
+        return self.report(db, task_id, status, costs.look_cost_usd(db, task_id))
 
-    @staticmethod
-    def status(db, task_id: str) -> str:
-        return str(db.scalar("SELECT status FROM replicate_tasks WHERE id = %(id)s", {"id": task_id}))
+    def moved(self, db, task_id: str, before: str, by: str) -> str:
+        """The look's status now; a change is printed with who made it, and the first to notice
+        the end of the prediction (processing -> anything) is remembered."""
+        now = str(db.scalar("SELECT status FROM replicate_tasks WHERE id = %(id)s", {"id": task_id}))
+        if now != before:
+            self.say(f"{before} -> {now} ({by})")
+            if before == "processing" and self.noticed is None:
+                self.noticed = by.removeprefix("the ")
+        return now
 
-    def report(self, db, task_id: str, status: str, noticed: str | None, look_cost) -> int:
+    def report(self, db, task_id: str, status: str, look_cost) -> int:
         row = db.one("""
             SELECT status, model, predict_time_s, cost_usd, image_url, error,
                    EXTRACT(EPOCH FROM (completed_at - started_at)) AS step_s
@@ -142,7 +138,7 @@ class Smoke:
         cost = f"${row['cost_usd']}" if row.get("cost_usd") is not None else "unknown"
         self.say(f"step 1 {row.get('status')}: {row.get('model')}, step time {step_s}, predict_time {predict}, "
                  f"cost {cost}")
-        self.say(f"first to notice the end: {noticed or 'nobody (see the log)'}")
+        self.say(f"first to notice the end: {self.noticed or 'nobody (see the log)'}")
         self.say(f"look cost: {'$' + str(look_cost) if look_cost is not None else 'unknown'}")
         if status == "failed":
             self.say(f"FAILED: {row.get('error')}")
