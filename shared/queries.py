@@ -228,6 +228,11 @@ FROM (SELECT COALESCE(predict_time_s, EXTRACT(EPOCH FROM (completed_at - started
       ORDER BY completed_at DESC LIMIT 20) recent
 """
 
+# What a look cost: every attempt of every step, failed ones too (the completion webhook).
+LOOK_COST = """
+SELECT sum(cost_usd) AS cost_usd FROM replicate_task_steps WHERE task_id = %(id)s
+"""
+
 # --- the user's other choices --------------------------------------------------------------------
 
 FINISH = """
