@@ -27,7 +27,7 @@ from shared.images import CONTENT_TYPES, to_data_uri
 from shared.replicate_api import OutOfTime, Prediction, Rejected, ReplicateAPI, Transient
 from shared.services import Services
 from shared.settings import Settings
-from shared.states import LaunchOutcome, Status
+from shared.states import ErrorCode, LaunchOutcome, Status
 from shared.storage import StorageError, Store
 from shared.task import CATEGORY_WORDS, Task
 
@@ -109,7 +109,9 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
                        note="prediction created")
         return Launch(LaunchOutcome.LAUNCHED, result.id)
     if isinstance(result, Rejected):
-        db.one(queries.LAUNCH_FAILED, {**claim, "error": result.message})
+        rejected = {"error": result.message, "error_code": ErrorCode.REPLICATE_REJECTED.value,
+                    "error_detail": result.message}
+        db.one(queries.LAUNCH_FAILED, {**claim, **rejected})
         log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=result.message)
         return Launch(LaunchOutcome.FAILED)
     retry_after = getattr(result, "retry_after", None)

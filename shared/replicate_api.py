@@ -98,6 +98,9 @@ class Prediction:
     output: Any
     error: str | None
     data_removed: bool
+    logs: str = ""                      # the list endpoint's entries may have none
+    predict_time_s: float | None = None  # metrics.predict_time, once it ended
+    model: str | None = None             # owner/name
 
     @property
     def terminal(self) -> bool:
@@ -112,12 +115,20 @@ class Prediction:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
             raise Transient("Replicate sent a prediction without id or status")
         error = data.get("error")
+        metrics = data.get("metrics")
+        predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
+        if not isinstance(predict_time, (int, float)) or predict_time < 0:
+            predict_time = None
+        logs, model = data.get("logs"), data.get("model")
         return cls(
             id=data["id"],
             status=data["status"],
             output=data.get("output"),
             error=None if error in (None, "") else str(error),
             data_removed=bool(data.get("data_removed")),
+            logs=logs if isinstance(logs, str) else "",
+            predict_time_s=None if predict_time is None else float(predict_time),
+            model=model if isinstance(model, str) and model else None,
         )
 
 
