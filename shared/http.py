@@ -34,7 +34,7 @@ from shared.events import body_of, headers_of, object_of, query_of
 from shared.images import megabytes
 from shared.services import Services
 from shared.settings import ConfigError, Settings, load
-from shared.validation import valid_user_id
+from shared.validation import check_text, valid_user_id
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
@@ -85,6 +85,7 @@ class Request:
             raise InvalidInput("The request body is not valid JSON.", code="invalid_json") from None
         if not isinstance(data, dict):
             raise InvalidInput("The request body must be a JSON object.", code="invalid_json")
+        check_text(data)
         return data
 
     @property

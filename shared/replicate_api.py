@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared import plain_http
+from shared import plain_http, profiles
 from shared.images import first_url
 from shared.settings import ConfigError, Settings
 
@@ -120,7 +120,7 @@ class Prediction:
         error = data.get("error")
         metrics = data.get("metrics")
         predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
-        if not isinstance(predict_time, (int, float)) or predict_time < 0:
+        if isinstance(predict_time, bool) or not isinstance(predict_time, (int, float)) or predict_time < 0:
             predict_time = None
         logs, model = data.get("logs"), data.get("model")
         return cls(
@@ -169,12 +169,12 @@ class ReplicateAPI:
             body["webhook"] = webhook
             body["webhook_events_filter"] = ["completed"]
         headers = {"Cancel-After": f"{int(cancel_after_s)}s"} if cancel_after_s else {}
-        version = self.settings.replicate_version
-        if version:
-            body["version"] = version
+        profile = profiles.active(self.settings)
+        if profile.version:
+            body["version"] = profile.version
             path = "/v1/predictions"
-        else:
-            path = f"/v1/models/{self.settings.replicate_model}/predictions"
+        else:  # an official model: no version, through the models endpoint
+            path = f"/v1/models/{profile.model}/predictions"
         return Prediction.from_json(self._call("POST", path, body=body, headers=headers, limit=self.creates,
                                                start_by=start_by))
 
