@@ -109,7 +109,8 @@ WITH claimed AS (
     UPDATE replicate_tasks
     SET status = 'processing', current_step = current_step + 1, attempt = 1,
         prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
-        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, updated_at = NOW()
+        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, launch_failures = 0,
+        create_sent_at = NULL, updated_at = NOW()
     WHERE id = %(id)s AND status = 'waiting_continue' AND current_step < total_steps
     RETURNING *
 ), """ + _NEW_STEP_ROW
@@ -121,18 +122,27 @@ WITH claimed AS (
     SET status = 'processing', current_step = GREATEST(current_step, 1),
         attempt = CASE WHEN current_step = 0 THEN 1 ELSE attempt + 1 END,
         prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
-        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, updated_at = NOW()
+        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, launch_failures = 0,
+        create_sent_at = NULL, updated_at = NOW()
     WHERE id = %(id)s AND status = 'failed' AND total_steps >= 1
     RETURNING *
 ), """ + _NEW_STEP_ROW
 
 _CLAIM_HELD = "id = %(id)s AND status = 'processing' AND prediction_id IS NULL AND claim_token = %(token)s"
 
+# Before a create is sent: if its answer is lost (a crash, the database down, our deadline), the
+# next claim of this step looks for the prediction it may have made before creating another.
+CREATE_SENDING = f"""
+UPDATE replicate_tasks SET create_sent_at = COALESCE(create_sent_at, NOW())
+WHERE {_CLAIM_HELD}
+RETURNING create_sent_at
+"""
+
 LAUNCHED = f"""
 WITH t AS (
     UPDATE replicate_tasks
     SET prediction_id = %(prediction_id)s, step_started_at = NOW(), checked_at = NOW(),
-        claim_token = NULL, claimed_at = NULL, updated_at = NOW()
+        claim_token = NULL, claimed_at = NULL, launch_failures = 0, create_sent_at = NULL, updated_at = NOW()
     WHERE {_CLAIM_HELD}
     RETURNING *
 ), history AS (
@@ -146,13 +156,13 @@ SELECT * FROM t
 LAUNCH_FAILED = f"""
 WITH t AS (
     UPDATE replicate_tasks
-    SET status = 'failed', error_message = %(error)s, claim_token = NULL, claimed_at = NULL,
-        updated_at = NOW()
+    SET status = 'failed', error_message = %(error)s, error_code = %(error_code)s, claim_token = NULL,
+        claimed_at = NULL, launch_failures = 0, create_sent_at = NULL, updated_at = NOW()
     WHERE {_CLAIM_HELD}
     RETURNING *
 ), history AS (
     UPDATE replicate_task_steps s
-    SET status = 'failed', error = %(error)s, completed_at = NOW()
+    SET status = 'failed', error = %(error)s, error_code = %(error_code)s, completed_at = NOW()
     FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
 )
 SELECT * FROM t
@@ -165,6 +175,35 @@ SET claim_token = NULL, claimed_at = NULL,
     not_before = NOW() + make_interval(secs => %(delay_s)s), updated_at = NOW()
 WHERE {_CLAIM_HELD}
 RETURNING id
+"""
+
+# An error of ours (a bug, text that cannot be sent): counted; the claim is handed back with a
+# back-off so the run moves on to other looks. The caller fails the look once the count reaches
+# its limit (LAUNCH_FAILED).
+LAUNCH_BROKE = f"""
+UPDATE replicate_tasks
+SET launch_failures = launch_failures + 1, claim_token = NULL, claimed_at = NULL,
+    not_before = NOW() + make_interval(secs => %(delay_s)s), updated_at = NOW()
+WHERE {_CLAIM_HELD}
+RETURNING launch_failures
+"""
+
+# A webhook (its URL's token names the task, step and attempt) for a prediction of a claim still in
+# progress, none recorded yet: the prediction a create made whose answer or record was lost.
+ADOPT = """
+WITH t AS (
+    UPDATE replicate_tasks
+    SET prediction_id = %(prediction_id)s, step_started_at = NOW(), checked_at = NULL,
+        claim_token = NULL, claimed_at = NULL, launch_failures = 0, create_sent_at = NULL, updated_at = NOW()
+    WHERE id = %(id)s AND status = 'processing' AND prediction_id IS NULL
+      AND current_step = %(step)s AND attempt = %(attempt)s
+    RETURNING *
+), history AS (
+    UPDATE replicate_task_steps s
+    SET status = 'processing', prediction_id = %(prediction_id)s, started_at = NOW()
+    FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
+)
+SELECT * FROM t
 """
 
 # --- reconciling a running prediction ------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Replicate through the `replicate` client (1.0.7), bounded and classified.
 
 What the client does not do for us, and this module does:
-- a timeout on every call (its create sends `timeout=None`: no limit at all);
+- a wall-clock deadline on every call (its create sends `timeout=None`: no limit at all, and
+  httpx's timeouts are per read: a server dripping a byte every few seconds holds a call for
+  ever); past it the call's socket is shut down (`shared.deadlines.Watchdog`);
 - no hidden retries: its transport retries GETs on 429/503/504 up to 10 times, sleeping up to
   60 s each (a digit Retry-After unbounded), which would run a function past its timeout. Our
   transport raises on those answers instead, and the next cron ping is the retry;
@@ -22,6 +24,7 @@ import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 
+from shared.deadlines import Watchdog
 from shared.images import first_url
 from shared.settings import ConfigError, Settings
 
@@ -78,6 +81,14 @@ class RateLimiter:
             self.next_free = max(self.next_free, time.monotonic() + seconds)
 
 
+# A run's calls may end this long after the run's last moment to start one (the checker's reads).
+END_GRACE_S = 1.5
+# A create is not sent with less time than this left to it: abandoning a create that Replicate
+# accepted makes a prediction nobody recorded (found later, but better not made).
+MIN_CREATE_WINDOW_S = 3.0
+# The time a run keeps, after its deadline, to cancel a prediction it made but cannot use.
+CANCEL_RESERVE_S = 2.0
+
 # Replicate's limits: 600 creates a minute, 3,000 other requests a minute. Stay under both, per
 # instance; a 429 from sharing the account with other instances pauses the limiter.
 _limiters: dict[tuple[str, float], RateLimiter] = {}
@@ -98,6 +109,7 @@ class Prediction:
     output: Any
     error: str | None
     data_removed: bool
+    input: Any = None  # what it was created with (list entries carry it): matches an unrecorded create
 
     @property
     def terminal(self) -> bool:
@@ -118,6 +130,7 @@ class Prediction:
             output=data.get("output"),
             error=None if error in (None, "") else str(error),
             data_removed=bool(data.get("data_removed")),
+            input=data.get("input"),
         )
 
 
@@ -178,16 +191,29 @@ class ReplicateAPI:
         self.reads = limiter("read", settings.replicate_reads_per_second)
         self.creates = limiter("create", settings.replicate_creates_per_second)
         self.deadline = deadline  # time.monotonic() after which no new call starts
+        self.end_by: float | None = None  # no call runs past this; default: deadline + END_GRACE_S
         self.calls = 0
 
+    @property
+    def min_create_window(self) -> float:
+        return min(MIN_CREATE_WINDOW_S, self.settings.replicate_timeout_s / 2)
+
+    def _call_end(self, end_by: float | None) -> float:
+        """When a call starting now must have ended: its own timeout, this run's end, `end_by`."""
+        run_end = self.end_by if self.end_by is not None else (
+            self.deadline + END_GRACE_S if self.deadline is not None else None)
+        return min(t for t in (time.monotonic() + self.settings.replicate_timeout_s, run_end, end_by)
+                   if t is not None)
+
     def create(self, model_input: dict[str, Any], *, webhook: str | None = None, cancel_after_s: int | None = None,
-               start_by: float | None = None) -> Prediction:
-        """Creates a prediction. `start_by` (time.monotonic()): if the create cannot start by
-        then (rate limit), `OutOfTime` is raised instead, before anything is sent."""
+               end_by: float | None = None) -> Prediction:
+        """Creates a prediction. `end_by` (time.monotonic()): the create is abandoned (a
+        `Transient`) if it has not ended by then, and not sent at all (`OutOfTime`) if less than
+        MIN_CREATE_WINDOW_S is left to it."""
         body: dict[str, Any] = {"input": model_input}
         if webhook:
             body["webhook"] = webhook
-            body["webhook_events_filter"] = ["completed"]
+            body["webhook_events_filter"] = ["start", "completed"]  # start: orphans are seen at once
         headers = {"Cancel-After": f"{int(cancel_after_s)}s"} if cancel_after_s else {}
         version = self.settings.replicate_version
         if version:
@@ -196,13 +222,18 @@ class ReplicateAPI:
         else:
             path = f"/v1/models/{self.settings.replicate_model}/predictions"
         return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates,
-                                               start_by=start_by))
+                                               end_by=end_by, min_window=self.min_create_window))
 
     def get(self, prediction_id: str) -> Prediction:
         return Prediction.from_json(self._call("GET", f"/v1/predictions/{prediction_id}"))
 
-    def cancel(self, prediction_id: str) -> Prediction:
-        return Prediction.from_json(self._call("POST", f"/v1/predictions/{prediction_id}/cancel"))
+    def cancel(self, prediction_id: str, *, reserved: bool = False) -> Prediction:
+        """`reserved`: the cancel of an orphan, in the CANCEL_RESERVE_S a run keeps for it after
+        its deadline (never stopped by the run's deadline, bounded by its own)."""
+        path = f"/v1/predictions/{prediction_id}/cancel"
+        if not reserved:
+            return Prediction.from_json(self._call("POST", path))
+        return Prediction.from_json(self._send("POST", path, self.reads, time.monotonic() + CANCEL_RESERVE_S, {}))
 
     def list_page(self, url: str | None = None, *,
                   created_after: str | None = None) -> tuple[list[Prediction], str | None]:
@@ -221,13 +252,37 @@ class ReplicateAPI:
                 continue
         return predictions, data.get("next") or None
 
-    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, start_by: float | None = None,
-              **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, end_by: float | None = None,
+              min_window: float = 0.0, **kwargs: Any) -> Any:
         limit = limit or self.reads
-        limit.acquire(min(t for t in (self.deadline, start_by, float("inf")) if t is not None))
+        start_by = None if self.deadline is None else self.deadline
+        if end_by is not None:
+            start_by = min(start_by if start_by is not None else end_by, end_by - min_window)
+        limit.acquire(start_by)
+        call_end = self._call_end(end_by)
+        if call_end - time.monotonic() < min_window:
+            raise OutOfTime("no time left in this run for another Replicate call")
+        return self._send(method, path, limit, call_end, kwargs)
+
+    def _send(self, method: str, path: str, limit: RateLimiter, call_end: float, kwargs: dict[str, Any]) -> Any:
+        """One request that has ended, answered or not, by `call_end` (time.monotonic())."""
         self.calls += 1
+        client = self.client._client
+        left = max(call_end - time.monotonic(), 0.01)
+        request = client.build_request(method, path, timeout=httpx.Timeout(left), **kwargs)
         try:
-            response = self.client._request(method, path, **kwargs)
+            with Watchdog(call_end) as dog:
+                response = client.send(request, stream=True)
+                try:
+                    stream = response.extensions.get("network_stream")
+                    dog.watch(stream.get_extra_info("socket") if stream is not None else None)
+                    response.read()
+                finally:
+                    response.close()
+            if dog.fired:
+                raise Transient("Replicate did not finish answering in time")
+            if 400 <= response.status_code < 600:
+                raise ReplicateError.from_response(response)
         except Transient as error:
             if error.status == 429:
                 limit.pause(error.retry_after or 5.0)
@@ -237,6 +292,8 @@ class ReplicateAPI:
         except httpx.TimeoutException:
             raise Transient("Replicate did not answer in time") from None
         except httpx.HTTPError as error:
+            if dog.fired:
+                raise Transient("Replicate did not finish answering in time") from None
             raise Transient(f"Replicate could not be reached ({type(error).__name__})") from None
         try:
             return response.json()

@@ -84,6 +84,7 @@ class Settings:
     replicate_model = _setting(lambda self: self._text("REPLICATE_MODEL") or DEFAULT_MODEL)
     replicate_version = _setting(lambda self: self._text("REPLICATE_VERSION", DEFAULT_VERSION))
     replicate_webhook_secret = _setting(lambda self: self._text("REPLICATE_WEBHOOK_SECRET"))
+    webhook_token_secret = _setting(lambda self: self._text("WEBHOOK_TOKEN_SECRET"))
     worker_url = _setting(lambda self: self._text("WORKER_URL"))
     checker_url = _setting(lambda self: self._text("CHECKER_URL"))
     cron_secret = _setting(lambda self: self._env.get("CRON_SECRET", ""))

@@ -42,6 +42,8 @@ class Task:
     step_started_at: datetime | None = None
     request_hash: str | None = None
     previous_status: Status | None = None
+    launch_failures: int = 0
+    create_sent_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Task:
