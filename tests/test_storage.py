@@ -119,7 +119,7 @@ def files():
     ("/page.html", False, "not a PNG, JPEG or WebP"),
     ("/gone.png", False, "no longer available"),
     ("/broken.png", True, "answered 502"),
-    ("/slow.png", True, "could not be fetched"),
+    ("/slow.png", True, "did not finish sending it within 1 s"),
 ])
 def test_an_output_download_is_capped_checked_and_timed_out(files, path, transient, message):
     with pytest.raises(DownloadError) as error:
