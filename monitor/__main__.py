@@ -21,6 +21,7 @@ import psycopg2
 
 from shared import monitoring, queries
 from shared.settings import load
+from shared.states import ErrorCode
 
 
 def progress(step, total, width: int = 10) -> str:
@@ -116,7 +117,7 @@ def fail(cur, args) -> int:
     api = _replicate()
     done = 0
     for task_id in ids:
-        cur.execute(queries.CANCEL, {"id": task_id, "error": args.reason})
+        cur.execute(queries.CANCEL, {"id": task_id, "error": args.reason, "error_code": ErrorCode.CANCELED.value})
         columns = [c.name for c in cur.description]
         row = cur.fetchone()
         if row is None:

@@ -130,7 +130,9 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
     if isinstance(result, Prediction):
         try:
             row = db.one(queries.LAUNCHED, {**claim, "prediction_id": result.id})
-            adopted = row is None and db.one(queries.TASK_IN_FLIGHT_BY_PREDICTION, {"prediction_id": result.id})
+            holder = None if row is not None else db.one(queries.TASK_BY_PREDICTION, {"prediction_id": result.id})
+            # Adopted meanwhile (its start webhook came first): recorded all the same.
+            adopted = holder is not None and holder["id"] == task.id and holder["status"] == Status.PROCESSING
         except UNAVAILABLE:
             log.event("orphan_prediction", task_id=task.id, **step, prediction_id=result.id, reason="database")
             cancel_quietly(api, result.id, reserved=True)
@@ -148,13 +150,15 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
         return Launch(LaunchOutcome.DEFERRED)
     if isinstance(result, (Rejected, LaunchBroke)):
         if isinstance(result, Rejected):
-            message, code = result.message, ErrorCode.REPLICATE_REJECTED
+            failure = {"error": result.message, "error_code": ErrorCode.REPLICATE_REJECTED.value,
+                       "error_detail": result.message}
         else:
-            message = (f"Step {task.current_step} could not be started: it failed {MAX_LAUNCH_FAILURES} times "
-                       "on our side. Press Retry to try again, or start a new look.")
-            code = ErrorCode.LAUNCH_FAILED
-        db.one(queries.LAUNCH_FAILED, {**claim, "error": message, "error_code": code.value})
-        log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=message, error_code=code.value)
+            failure = {"error": (f"Step {task.current_step} could not be started: it failed {MAX_LAUNCH_FAILURES} "
+                                 "times on our side. Press Retry to try again, or start a new look."),
+                       "error_code": ErrorCode.LAUNCH_FAILED.value, "error_detail": str(result)}
+        db.one(queries.LAUNCH_FAILED, {**claim, **failure})
+        log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=failure["error"],
+                       error_code=failure["error_code"])
         return Launch(LaunchOutcome.FAILED)
     retry_after = getattr(result, "retry_after", None)
     # Out of time is not Replicate's trouble: give the claim back for the very next ping.

@@ -14,7 +14,6 @@ What the client does not do for us, and this module does:
 
 from __future__ import annotations
 
-import email.utils
 import threading
 import time
 from dataclasses import dataclass
@@ -26,34 +25,14 @@ from replicate.exceptions import ReplicateError
 
 from shared.deadlines import Watchdog
 from shared.images import first_url
+from shared.replicate_errors import OutOfTime as OutOfTime
+from shared.replicate_errors import PredictionGone as PredictionGone
+from shared.replicate_errors import Rejected as Rejected
+from shared.replicate_errors import Transient as Transient
+from shared.replicate_errors import parse_retry_after as parse_retry_after
 from shared.settings import ConfigError, Settings
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
-
-
-class Transient(Exception):
-    def __init__(self, reason: str, *, retry_after: float | None = None, status: int | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.status = status
-
-
-class Rejected(Exception):
-    """Replicate refused for good; `message` is written for the person who owns the task."""
-
-    def __init__(self, message: str, *, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class PredictionGone(Rejected):
-    """Replicate does not know the prediction (404): it was deleted, or never existed."""
-
-
-class OutOfTime(Transient):
-    """The call could not start inside this run's time: left for the next ping, not an error."""
 
 
 class RateLimiter:
@@ -109,6 +88,9 @@ class Prediction:
     output: Any
     error: str | None
     data_removed: bool
+    logs: str = ""                      # the list endpoint's entries may have none
+    predict_time_s: float | None = None  # metrics.predict_time, once it ended
+    model: str | None = None             # owner/name
     input: Any = None  # what it was created with (list entries carry it): matches an unrecorded create
 
     @property
@@ -124,27 +106,22 @@ class Prediction:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
             raise Transient("Replicate sent a prediction without id or status")
         error = data.get("error")
+        metrics = data.get("metrics")
+        predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
+        if not isinstance(predict_time, (int, float)) or predict_time < 0:
+            predict_time = None
+        logs, model = data.get("logs"), data.get("model")
         return cls(
             id=data["id"],
             status=data["status"],
             output=data.get("output"),
             error=None if error in (None, "") else str(error),
             data_removed=bool(data.get("data_removed")),
+            logs=logs if isinstance(logs, str) else "",
+            predict_time_s=None if predict_time is None else float(predict_time),
+            model=model if isinstance(model, str) and model else None,
             input=data.get("input"),
         )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), 300.0)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when.timestamp() - time.time(), 300.0))
 
 
 class _FailFastTransport(httpx.HTTPTransport):

@@ -23,7 +23,7 @@ from shared.errors import InvalidInput, Unauthorized, Unavailable
 from shared.replicate_api import Prediction, Rejected, Transient
 from shared.services import Services
 from shared.settings import ConfigError
-from shared.states import Outcome
+from shared.states import Outcome, Status
 from shared.task import Task
 
 TOLERANCE_S = 300
@@ -81,14 +81,16 @@ def handle(services: Services, headers: Mapping[str, str], raw_body: str,
     except Rejected:
         return {"message": "Unknown prediction; ignored", "outcome": "ignored"}
 
-    found = db.one(queries.TASK_IN_FLIGHT_BY_PREDICTION, {"prediction_id": prediction_id})
+    found = db.one(queries.TASK_BY_PREDICTION, {"prediction_id": prediction_id})
     if found is None and claim is not None and prediction.status not in ("failed", "canceled", "aborted"):
         task_id, step, attempt = claim
         found = db.one(queries.ADOPT, {"id": task_id, "step": step, "attempt": attempt,
                                        "prediction_id": prediction_id})
         if found is not None:
             log.event("prediction_adopted", task_id=task_id, step=step, attempt=attempt, source="webhook")
-    if found is None:
+        else:  # the worker may have recorded it a moment ago
+            found = db.one(queries.TASK_BY_PREDICTION, {"prediction_id": prediction_id})
+    if found is None or found["status"] != Status.PROCESSING:
         known = db.one(queries.STEP_BY_PREDICTION, {"prediction_id": prediction_id})
         if not prediction.terminal:
             # Not any task's current prediction (an orphan of a crash or a canceled step): stop it.
