@@ -182,6 +182,10 @@ class ReplicateAPI:
         return min(t for t in (time.monotonic() + self.settings.replicate_timeout_s, run_end, end_by)
                    if t is not None)
 
+    def seconds_left(self) -> float:
+        """How long a call (or a download on this run's behalf) starting now may take."""
+        return self._call_end(None) - time.monotonic()
+
     def create(self, model_input: dict[str, Any], *, webhook: str | None = None, cancel_after_s: int | None = None,
                end_by: float | None = None) -> Prediction:
         """Creates a prediction. `end_by` (time.monotonic()): the create is abandoned (a
