@@ -174,7 +174,8 @@ def unrecorded_prediction(db: Database, settings: Settings, api: ReplicateAPI, s
     """A prediction an earlier create for this step attempt made but never recorded (the run
     died, the database failed, the answer was lost): found among the account's predictions
     since that create by its input. The newest usable one is returned for adoption; any other
-    match still running is canceled. None when there is none, or the list cannot be read."""
+    match still running is canceled. None when there is none; `Transient` when the list cannot
+    be read (creating another now could double the step)."""
     if task.create_sent_at is None:
         return None
     sent = task.create_sent_at if task.create_sent_at.tzinfo else task.create_sent_at.replace(tzinfo=timezone.utc)
@@ -182,17 +183,17 @@ def unrecorded_prediction(db: Database, settings: Settings, api: ReplicateAPI, s
     wanted = step_input(settings, storage, task)
     matches: list[Prediction] = []
     url: str | None = None
-    try:
-        for _ in range(ADOPT_MAX_PAGES):
+    for _ in range(ADOPT_MAX_PAGES):
+        try:
             page, url = api.list_page(url, created_after=after)
-            matches += [p for p in page if isinstance(p.input, dict)
-                        and all(p.input.get(k) == wanted[k] for k in ("human_img", "garm_img"))
-                        and p.status not in ("failed", "canceled", "aborted")
-                        and db.one(queries.STEP_BY_PREDICTION, {"prediction_id": p.id}) is None]
-            if not url:
-                break
-    except (Transient, Rejected) as error:
-        log.event("unrecorded_scan_failed", task_id=task.id, reason=str(error))
+        except Rejected as error:
+            raise Transient(f"listing predictions: {error.message}") from None
+        matches += [p for p in page if isinstance(p.input, dict)
+                    and all(p.input.get(k) == wanted[k] for k in ("human_img", "garm_img"))
+                    and p.status not in ("failed", "canceled", "aborted")
+                    and db.one(queries.STEP_BY_PREDICTION, {"prediction_id": p.id}) is None]
+        if not url:
+            break
     for extra in matches[1:]:  # newest first: keep the newest, stop the others
         if not extra.terminal:
             log.event("orphan_prediction", task_id=task.id, prediction_id=extra.id, reason="duplicate")
@@ -207,6 +208,8 @@ def launch(services: Services, task: Task, claimed: float | None = None) -> Laun
     claimed = time.monotonic() if claimed is None else claimed
     try:
         earlier = unrecorded_prediction(db, settings, api, services.storage, task)
+    except Transient as error:  # try later: a second create now could double the step
+        return record_launch(db, api, task, error)
     except Exception as error:  # the same trouble the create would meet: counted there
         earlier = None
         log.event("unrecorded_scan_failed", task_id=task.id, reason=type(error).__name__)

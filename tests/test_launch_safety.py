@@ -210,6 +210,28 @@ def test_a_run_killed_between_create_and_record_leaves_a_prediction_that_is_adop
     assert sim.stats["predictions_created"] == 1
 
 
+def test_an_unreadable_list_defers_the_re_drive_instead_of_creating_a_second_prediction(fn, sim, env):
+    from shared import launching
+    from shared.services import Services
+    from shared.settings import load
+    from shared.task import Task
+
+    task_id = fn.start(look(1)).body["task_id"]
+    claimed = Database(env["DATABASE_URL"]).one(queries.CLAIM_TO_LAUNCH,
+                                                {"stale_s": 90, "limit": 1, "token": secrets.token_hex(16)})
+    task, services = Task.from_row(claimed), Services(load())
+    services.db.one(queries.CREATE_SENDING, {"id": task.id, "token": task.claim_token})
+    launching.create_prediction(services.settings, services.replicate, services.storage, task)
+    make_claims_stale(env)
+    sim.set_faults(read_failures=[{"status": 503}])
+    assert fn.worker().body["deferred"] == 1
+    assert sim.stats["create_calls"] == 1  # only the dying run's
+    let_the_back_off_pass(env)
+    assert fn.worker().body["started"] == 1
+    assert drive(fn, task_id, "completed")["status"] == "completed"
+    assert sim.stats["predictions_created"] == 1
+
+
 def test_a_lost_create_answer_is_adopted_from_its_start_webhook(fn, sim, env, monkeypatch):
     from tests.test_webhooks import token_query
 
