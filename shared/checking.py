@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared import log, queries, step_end
+from shared import costs, log, profiles, queries, step_end
 from shared.db import Database
 from shared.images import DownloadError, download
 from shared.launching import cancel_quietly
@@ -40,6 +40,7 @@ class Observation:
     transient: str | None = None        # try again on the next ping
     retry_after: float | None = None
     skipped: bool = False               # not looked at: this run ran out of time
+    spend: dict[str, Any] = field(default_factory=dict)  # the step row's model, predict_time_s, cost_usd
 
 
 def _past_deadline(settings: Settings, task: Task, slack_s: float = 0.0) -> bool:
@@ -63,6 +64,13 @@ def observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: 
             prediction: Prediction | None = None) -> Observation:
     """The network half of a check (safe in a thread): reads the prediction unless given, and
     copies a finished image into storage. Never raises for Replicate or storage trouble."""
+    seen = _observe(settings, api, storage, task, prediction)
+    seen.spend = costs.step_spend(profiles.active(settings), seen.prediction)
+    return seen
+
+
+def _observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: Task,
+             prediction: Prediction | None) -> Observation:
     step = task.current_step
     try:
         if prediction is None:

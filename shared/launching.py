@@ -15,6 +15,7 @@ time and records it before the next; and a launch whose claim was taken over can
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import traceback
@@ -23,21 +24,16 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
 
-from shared import log, queries, webhook_tokens
+from shared import log, profiles, queries, webhook_tokens
 from shared.db import UNAVAILABLE, Database
 from shared.images import CONTENT_TYPES, to_data_uri
-from shared.replicate_api import (
-    OutOfTime,
-    Prediction,
-    Rejected,
-    ReplicateAPI,
-    Transient,
-)
+from shared.profiles import StepImages
+from shared.replicate_api import OutOfTime, Prediction, Rejected, ReplicateAPI, Transient
 from shared.services import Services
 from shared.settings import Settings
 from shared.states import ErrorCode, LaunchOutcome, Status
 from shared.storage import StorageError, Store
-from shared.task import CATEGORY_WORDS, Task
+from shared.task import Task
 
 # A look whose launch fails this many times with an error of ours (not Replicate's) is failed.
 MAX_LAUNCH_FAILURES = 3
@@ -48,7 +44,7 @@ ADOPT_MAX_PAGES = 3
 
 
 def step_input(settings: Settings, storage: Store | None, task: Task) -> dict[str, Any]:
-    """The model input for the task's current step: the previous image dressed in garment k."""
+    """The model input for the task's current step (the site's profile): the previous image dressed in garment k."""
     step = task.current_step
     garments = task.garment_list()
     if not 1 <= step <= len(garments):
@@ -57,15 +53,11 @@ def step_input(settings: Settings, storage: Store | None, task: Task) -> dict[st
     human = task.person_image if step == 1 else task.intermediate_result
     if not human:
         raise Rejected("The image from the previous step is missing, so this step cannot run.")
-    hints = [text for text in (garment.description, task.prompt_hints) if text]
-    model_input = {
-        "human_img": _reachable(settings, storage, human),
-        "garm_img": _reachable(settings, storage, garment.image),
-        "garment_des": ". ".join(hints) or CATEGORY_WORDS[garment.category],
-        "category": garment.category,
-    }
-    for value in model_input.values():
-        value.encode("utf-8")  # text that cannot be sent fails here, before any create (quarantine)
+    model_input = profiles.active(settings).to_input(StepImages(
+        person=_reachable(settings, storage, human), garment=_reachable(settings, storage, garment.image),
+        category=garment.category, description=garment.description, prompt_hints=task.prompt_hints))
+    # Text that cannot be sent (a lone surrogate) fails here, before any create: quarantined.
+    json.dumps(model_input, ensure_ascii=False).encode("utf-8")
     return model_input
 
 
@@ -122,9 +114,9 @@ def create_prediction(settings: Settings, api: ReplicateAPI, storage: Store | No
 
 
 def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Prediction | Exception) -> Launch:
-    """The database half of a launch: exactly one of LAUNCHED, LAUNCH_FAILED, LAUNCH_BROKE or
-    LAUNCH_DEFERRED. If the database fails while a new prediction waits to be recorded, the
-    prediction is canceled (in the time the run reserved for it) before the error goes on."""
+    """The database half of a launch: exactly one of LAUNCHED, LAUNCH_FAILED or LAUNCH_DEFERRED.
+    If the database fails while a new prediction waits to be recorded, the prediction is
+    canceled (in the time the run reserved for it) before the error goes on."""
     claim = {"id": task.id, "token": task.claim_token}
     step = {"step": task.current_step, "attempt": task.attempt}
     if isinstance(result, Prediction):
@@ -146,7 +138,7 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
                        note="prediction created")
         return Launch(LaunchOutcome.LAUNCHED, result.id)
     if isinstance(result, LaunchBroke) and task.launch_failures + 1 < MAX_LAUNCH_FAILURES:
-        db.one(queries.LAUNCH_BROKE, {**claim, "delay_s": BROKEN_BACKOFF_S})
+        db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": BROKEN_BACKOFF_S, "broke": 1})
         return Launch(LaunchOutcome.DEFERRED)
     if isinstance(result, (Rejected, LaunchBroke)):
         if isinstance(result, Rejected):
@@ -163,7 +155,7 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
     retry_after = getattr(result, "retry_after", None)
     # Out of time is not Replicate's trouble: give the claim back for the very next ping.
     delay = 0.0 if isinstance(result, OutOfTime) else backoff_seconds(retry_after)
-    db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay})
+    db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay, "broke": 0})
     log.event("launch_deferred", task_id=task.id, **step, reason=str(result), delay_s=delay)
     return Launch(LaunchOutcome.DEFERRED,
                   throttled=getattr(result, "status", None) == 429, out_of_time=isinstance(result, OutOfTime))
@@ -188,8 +180,7 @@ def unrecorded_prediction(db: Database, settings: Settings, api: ReplicateAPI, s
             page, url = api.list_page(url, created_after=after)
         except Rejected as error:
             raise Transient(f"listing predictions: {error.message}") from None
-        matches += [p for p in page if isinstance(p.input, dict)
-                    and all(p.input.get(k) == wanted[k] for k in ("human_img", "garm_img"))
+        matches += [p for p in page if p.input == wanted
                     and p.status not in ("failed", "canceled", "aborted")
                     and db.one(queries.STEP_BY_PREDICTION, {"prediction_id": p.id}) is None]
         if not url:

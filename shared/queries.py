@@ -177,22 +177,14 @@ WITH t AS (
 SELECT * FROM t
 """
 
-# A transient error: give the claim back; the worker tries again after the back-off.
+# A transient error, or one of ours (a bug, text that cannot be sent: `broke` = 1, counted): give the
+# claim back; the worker tries again after the back-off.
 LAUNCH_DEFERRED = f"""
 UPDATE replicate_tasks
-SET claim_token = NULL, claimed_at = NULL,
+SET claim_token = NULL, claimed_at = NULL, launch_failures = launch_failures + %(broke)s,
     not_before = NOW() + make_interval(secs => %(delay_s)s), updated_at = NOW()
 WHERE {_CLAIM_HELD}
 RETURNING id
-"""
-
-# An error of ours (a bug, text that cannot be sent): counted, claim handed back with a back-off.
-LAUNCH_BROKE = f"""
-UPDATE replicate_tasks
-SET launch_failures = launch_failures + 1, claim_token = NULL, claimed_at = NULL,
-    not_before = NOW() + make_interval(secs => %(delay_s)s), updated_at = NOW()
-WHERE {_CLAIM_HELD}
-RETURNING launch_failures
 """
 
 # --- reconciling a running prediction ------------------------------------------------------------
@@ -246,6 +238,11 @@ FROM (SELECT COALESCE(predict_time_s, EXTRACT(EPOCH FROM (completed_at - started
       FROM replicate_task_steps
       WHERE status = 'succeeded' AND model = %(model)s AND started_at IS NOT NULL
       ORDER BY completed_at DESC LIMIT 20) recent
+"""
+
+# What a look cost: every attempt of every step, failed ones too (the completion webhook).
+LOOK_COST = """
+SELECT sum(cost_usd) AS cost_usd FROM replicate_task_steps WHERE task_id = %(id)s
 """
 
 # --- the user's other choices --------------------------------------------------------------------

@@ -23,6 +23,7 @@ import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 
+from shared import profiles
 from shared.deadlines import Watchdog
 from shared.images import first_url
 from shared.replicate_errors import OutOfTime as OutOfTime
@@ -108,7 +109,7 @@ class Prediction:
         error = data.get("error")
         metrics = data.get("metrics")
         predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
-        if not isinstance(predict_time, (int, float)) or predict_time < 0:
+        if isinstance(predict_time, bool) or not isinstance(predict_time, (int, float)) or predict_time < 0:
             predict_time = None
         logs, model = data.get("logs"), data.get("model")
         return cls(
@@ -188,20 +189,19 @@ class ReplicateAPI:
 
     def create(self, model_input: dict[str, Any], *, webhook: str | None = None, cancel_after_s: int | None = None,
                end_by: float | None = None) -> Prediction:
-        """Creates a prediction. `end_by` (time.monotonic()): the create is abandoned (a
-        `Transient`) if it has not ended by then, and not sent at all (`OutOfTime`) if less than
-        MIN_CREATE_WINDOW_S is left to it."""
+        """Creates a prediction. `end_by` (time.monotonic()): abandoned (`Transient`) if not ended
+        by then; not sent (`OutOfTime`) with less than `min_create_window` left to it."""
         body: dict[str, Any] = {"input": model_input}
         if webhook:
             body["webhook"] = webhook
             body["webhook_events_filter"] = ["start", "completed"]  # start: orphans are seen at once
         headers = {"Cancel-After": f"{int(cancel_after_s)}s"} if cancel_after_s else {}
-        version = self.settings.replicate_version
-        if version:
-            body["version"] = version
+        profile = profiles.active(self.settings)
+        if profile.version:
+            body["version"] = profile.version
             path = "/v1/predictions"
-        else:
-            path = f"/v1/models/{self.settings.replicate_model}/predictions"
+        else:  # an official model: no version, through the models endpoint
+            path = f"/v1/models/{profile.model}/predictions"
         return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates,
                                                end_by=end_by, min_window=self.min_create_window))
 

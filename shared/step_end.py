@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 STEPS_SUCCEEDED = """
 WITH seen AS (
     SELECT * FROM unnest(%(ids)s::text[], %(prediction_ids)s::text[], %(image_urls)s::text[],
-                         %(outputs)s::text[], %(predict_times)s::float8[], %(models)s::text[])
-        AS seen (id, prediction_id, image_url, output, predict_time_s, model)
+                         %(outputs)s::text[], %(predict_times)s::float8[], %(models)s::text[],
+                         %(costs)s::numeric[])
+        AS seen (id, prediction_id, image_url, output, predict_time_s, model, cost_usd)
 ), t AS (
     UPDATE replicate_tasks t
     SET status = CASE WHEN t.current_step >= t.total_steps THEN 'completed' ELSE 'waiting_continue' END,
@@ -40,7 +41,8 @@ WITH seen AS (
     UPDATE replicate_task_steps s
     SET status = 'succeeded', image_url = seen.image_url, replicate_output = seen.output,
         error = NULL, error_code = NULL, error_detail = NULL, progress_percent = 100,
-        predict_time_s = seen.predict_time_s, model = COALESCE(s.model, seen.model), completed_at = NOW()
+        predict_time_s = seen.predict_time_s, model = COALESCE(s.model, seen.model),
+        cost_usd = seen.cost_usd, completed_at = NOW()
     FROM t JOIN seen ON seen.id = t.id
     WHERE s.prediction_id = t.prediction_id
 )
@@ -51,8 +53,8 @@ STEPS_FAILED = """
 WITH seen AS (
     SELECT * FROM unnest(%(ids)s::text[], %(prediction_ids)s::text[], %(step_statuses)s::text[],
                          %(errors)s::text[], %(error_codes)s::text[], %(error_details)s::text[],
-                         %(predict_times)s::float8[], %(models)s::text[])
-        AS seen (id, prediction_id, step_status, error, error_code, error_detail, predict_time_s, model)
+                         %(predict_times)s::float8[], %(models)s::text[], %(costs)s::numeric[])
+        AS seen (id, prediction_id, step_status, error, error_code, error_detail, predict_time_s, model, cost_usd)
 ), t AS (
     UPDATE replicate_tasks t
     SET status = 'failed', error_message = seen.error, error_code = seen.error_code,
@@ -64,7 +66,7 @@ WITH seen AS (
     UPDATE replicate_task_steps s
     SET status = seen.step_status, error = seen.error, error_code = seen.error_code,
         error_detail = seen.error_detail, predict_time_s = seen.predict_time_s,
-        model = COALESCE(s.model, seen.model), completed_at = NOW()
+        model = COALESCE(s.model, seen.model), cost_usd = seen.cost_usd, completed_at = NOW()
     FROM t JOIN seen ON seen.id = t.id
     WHERE s.prediction_id = t.prediction_id
 )
@@ -141,14 +143,13 @@ def step_of(task: Task) -> dict[str, Any]:
 def write_succeeded(db: Database, checked: list[tuple[Task, Observation]]) -> dict[str, str]:
     if not checked:
         return {}
-    predictions = [seen.prediction for _, seen in checked if seen.prediction is not None]
+    outputs = [None if seen.prediction is None else seen.prediction.output for _, seen in checked]
     rows = db.all(STEPS_SUCCEEDED, {
         "ids": [task.id for task, _ in checked],
         "prediction_ids": [task.prediction_id for task, _ in checked],
         "image_urls": [seen.image_url for _, seen in checked],
-        "outputs": [p.output if isinstance(p.output, str) else json.dumps(p.output) for p in predictions],
-        "predict_times": [p.predict_time_s for p in predictions],
-        "models": [p.model for p in predictions],
+        "outputs": [output if isinstance(output, str) else json.dumps(output) for output in outputs],
+        **_spend_columns(checked),
     })
     return {row["id"]: row["status"] for row in rows}
 
@@ -156,7 +157,6 @@ def write_succeeded(db: Database, checked: list[tuple[Task, Observation]]) -> di
 def write_failed(db: Database, checked: list[tuple[Task, Observation]]) -> dict[str, str]:
     if not checked:
         return {}
-    predictions = [seen.prediction for _, seen in checked]
     rows = db.all(STEPS_FAILED, {
         "ids": [task.id for task, _ in checked],
         "prediction_ids": [task.prediction_id for task, _ in checked],
@@ -164,10 +164,19 @@ def write_failed(db: Database, checked: list[tuple[Task, Observation]]) -> dict[
         "errors": [seen.failure for _, seen in checked],
         "error_codes": [None if seen.error_code is None else seen.error_code.value for _, seen in checked],
         "error_details": [seen.error_detail for _, seen in checked],
-        "predict_times": [None if p is None else p.predict_time_s for p in predictions],
-        "models": [None if p is None else p.model for p in predictions],
+        **_spend_columns(checked),
     })
     return {row["id"]: row["status"] for row in rows}
+
+
+def _spend_columns(checked: list[tuple[Task, Observation]]) -> dict[str, list[Any]]:
+    """Each step's model, metrics.predict_time and cost (shared.costs.step_spend; None: unknown)."""
+    spends = [seen.spend for _, seen in checked]
+    return {
+        "predict_times": [spend.get("predict_time_s") for spend in spends],
+        "models": [spend.get("model") for spend in spends],
+        "costs": [spend.get("cost_usd") for spend in spends],
+    }
 
 
 def write_progress(db: Database, running: list[Observation]) -> None:

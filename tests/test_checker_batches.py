@@ -138,11 +138,11 @@ def test_step_end_writes_probe_indexes_with_stale_statistics(stale_in_flight, ba
     nones = [None] * batch
     succeeded = analyzed(cur, step_end.STEPS_SUCCEEDED, {
         "ids": ids, "prediction_ids": prediction_ids, "image_urls": [PNG] * batch, "outputs": [PNG] * batch,
-        "predict_times": [1.5] * batch, "models": ["cuuupid/idm-vton"] * batch})
+        "predict_times": [1.5] * batch, "models": ["cuuupid/idm-vton"] * batch, "costs": [0.001] * batch})
     failed = analyzed(cur, step_end.STEPS_FAILED, {
         "ids": ids, "prediction_ids": prediction_ids, "step_statuses": ["failed"] * batch,
         "errors": ["The try-on model could not finish step 1."] * batch, "error_codes": ["model_failed"] * batch,
-        "error_details": nones, "predict_times": nones, "models": nones})
+        "error_details": nones, "predict_times": nones, "models": nones, "costs": nones})
     progress = analyzed(cur, step_end.STEPS_PROGRESS, {"prediction_ids": prediction_ids, "percents": [40] * batch})
     for nodes in (succeeded, failed, progress):
         assert_no_in_flight_scan(nodes)
