@@ -142,7 +142,7 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
     try:
         # The download ends when this run's calls must have ended (a Replicate call's deadline).
         data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES, timeout=max(seconds_left, 0.1))
-        key = key_for(task.id, f"step-{step}-{task.attempt}", content_type)
+        key = key_for(task.file_prefix, task.id, f"step-{step}-{task.attempt}", content_type)
         return Observation(prediction=prediction, image_url=storage.put(key, data, content_type))
     except DownloadError as error:
         if error.transient:
