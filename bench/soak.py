@@ -28,6 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
@@ -67,7 +68,7 @@ def _child(role: str, seconds: float) -> None:
     worker, checker, cont = load("worker"), load("checker"), load("continue_")
     conn = psycopg2.connect(os.environ["DATABASE_URL"])
     conn.autocommit = True
-    get = {"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None}
+    get: dict[str, Any] = {"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None}
     with contextlib.redirect_stdout(io.StringIO()) as sink:
         while time.time() < deadline:
             sink.seek(0)
@@ -175,20 +176,20 @@ def run(looks: int = 200, steps: int = 3, instances: int = 4, shoppers: int = 2,
             kills = 0
             conn = psycopg2.connect(url)
             conn.autocommit = True
-            cur = conn.cursor()
+            cur: Any = conn.cursor()  # counts: every query returns one row
             next_kill = began + kill_every if kill_every else None
             next_drip = began + drip_every if drip_every else None
             next_drop = began + db_drop_every if db_drop_every else None
             drip_ends = None
             faults = {"kill": 0, "slow_drip": 0, "database_drop": 0, "poisoned_look": poisoned}
             while time.time() - began < timeout:
-                cur.execute("SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed') "
-                            "FROM replicate_tasks")
+                cur.execute("SELECT count(*) FILTER (WHERE status = 'completed'),"
+                            " count(*) FILTER (WHERE status = 'failed') FROM replicate_tasks")
                 completed, failed = cur.fetchone()
                 if completed + failed == looks:
                     break
                 now = time.time()
-                if next_kill and now >= next_kill and now - began < kill_for:
+                if kill_every and next_kill and now >= next_kill and now - began < kill_for:
                     victim = random.randrange(len(children))
                     children[victim].send_signal(signal.SIGKILL)
                     children[victim].wait()
@@ -214,6 +215,7 @@ def run(looks: int = 200, steps: int = 3, instances: int = 4, shoppers: int = 2,
                         cur = conn.cursor()
                 for i, child in enumerate(children):
                     if child.poll() is not None:
+                        assert child.stderr is not None  # stderr=PIPE
                         raise RuntimeError(f"a {roles[i]} child died: {child.stderr.read().decode()[-2000:]}")
                 time.sleep(0.2)
             seconds = time.time() - began
@@ -284,11 +286,13 @@ def main() -> None:
         return
     result = run(args.looks, args.steps, args.instances,
                  kill_every=args.kill_every if args.kind == "crash" else None, kill_for=args.kill_for)
+    kills = f", SIGKILL every ~{args.kill_every:g} s" if args.kind == "crash" else ""
     print(f"{args.kind} soak: {args.looks} looks x {args.steps} steps, {args.instances} worker+checker instances, "
-          f"2 double-clicking shoppers, 20% of reads failing" + (f", SIGKILL every ~{args.kill_every:g} s" if args.kind == "crash" else ""))
+          f"2 double-clicking shoppers, 20% of reads failing{kills}")
     print(f"looks completed       {result.completed} / {result.looks}   ({result.seconds:.1f} s)")
     print(f"steps completed       {result.steps_completed}")
-    print(f"predictions created   {result.predictions}   ratio {result.predictions / max(result.steps_completed, 1):.3f}")
+    ratio = result.predictions / max(result.steps_completed, 1)
+    print(f"predictions created   {result.predictions}   ratio {ratio:.3f}")
     print(f"processes killed      {result.kills}   extra predictions {result.extra}")
     print(f"Replicate calls       {result.calls}")
     if args.kind == "cost":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,27 +39,30 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 class RateLimiter:
     """Spaces calls to `per_second` with bursts of up to `burst`; `pause` holds every caller
-    back after a 429, so one throttled call slows the whole batch, not just itself."""
+    back after a 429, so one throttled call slows the whole batch, not just itself. `clock` and
+    `sleep` are time.monotonic and time.sleep, replaceable in tests."""
 
-    def __init__(self, per_second: float, burst: int = 5):
+    def __init__(self, per_second: float, burst: int = 5, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / per_second
         self.burst = burst
         self.next_free = 0.0
         self.lock = threading.Lock()
+        self.clock, self.sleep = clock, sleep
 
     def acquire(self, deadline: float | None = None) -> None:
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             start = max(self.next_free, now - self.burst * self.interval)
             if deadline is not None and start > deadline:
                 raise OutOfTime("no time left in this run for another Replicate call")
             self.next_free = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            self.sleep(start - now)
 
     def pause(self, seconds: float) -> None:
         with self.lock:
-            self.next_free = max(self.next_free, time.monotonic() + seconds)
+            self.next_free = max(self.next_free, self.clock() + seconds)
 
 
 # A run's calls may end this long after the run's last moment to start one (the checker's reads).
