@@ -119,7 +119,8 @@ def _drop_database_connections(url: str) -> int:
         with conn.cursor() as cur:
             cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                         "WHERE pid <> pg_backend_pid() AND datname = current_database()")
-            return cur.fetchone()[0]
+            found = cur.fetchone()
+            return int(found[0]) if found else 0
     finally:
         conn.close()
 

@@ -1,9 +1,8 @@
 """Replicate through the `replicate` client (1.0.7), bounded and classified.
 
 What the client does not do for us, and this module does:
-- a wall-clock deadline on every call (its create sends `timeout=None`: no limit at all, and
-  httpx's timeouts are per read: a server dripping a byte every few seconds holds a call for
-  ever); past it the call's socket is shut down (`shared.deadlines.Watchdog`);
+- a wall-clock deadline on every call (its create sends `timeout=None`, and httpx times each
+  read, not the call): past it the socket is shut down (`shared.deadlines.Watchdog`);
 - no hidden retries: its transport retries GETs on 429/503/504 up to 10 times, sleeping up to
   60 s each (a digit Retry-After unbounded), which would run a function past its timeout. Our
   transport raises on those answers instead, and the next cron ping is the retry;
@@ -65,13 +64,10 @@ class RateLimiter:
             self.next_free = max(self.next_free, self.clock() + seconds)
 
 
-# A run's calls may end this long after the run's last moment to start one (the checker's reads).
-END_GRACE_S = 1.5
-# A create is not sent with less time than this left to it: abandoning a create that Replicate
-# accepted makes a prediction nobody recorded (found later, but better not made).
+END_GRACE_S = 1.5  # a run's calls may end this long after its last moment to start one (checker)
+# No create with less time than this left: an abandoned create may leave an unrecorded prediction.
 MIN_CREATE_WINDOW_S = 3.0
-# The time a run keeps, after its deadline, to cancel a prediction it made but cannot use.
-CANCEL_RESERVE_S = 2.0
+CANCEL_RESERVE_S = 2.0  # kept after a run's deadline to cancel a prediction it made but cannot use
 
 # Replicate's limits: 600 creates a minute, 3,000 other requests a minute. Stay under both, per
 # instance; a 429 from sharing the account with other instances pauses the limiter.
