@@ -1,84 +1,76 @@
-"""Replicate's HTTP API (create, get, cancel, list), bounded and classified.
+"""Replicate through the `replicate` client (1.0.7), bounded and classified.
 
-The calls go over the standard library (`shared.plain_http`), not the `replicate` client: the
-code used only its raw request method, and importing it (httpx, pydantic) cost a worker or
-checker cold start 100-150 ms. What the client did not do for us either, and this module does:
-- a timeout on every call (its create sent `timeout=None`: no limit at all);
-- no hidden retries: its transport retried GETs on 429/503/504 up to 10 times, sleeping up to
-  60 s each, which would run a function past its timeout. A 429/503/504 raises `Transient`
-  here, and the next cron ping is the retry;
+What the client does not do for us, and this module does:
+- a wall-clock deadline on every call (its create sends `timeout=None`, and httpx times each
+  read, not the call): past it the socket is shut down (`shared.deadlines.Watchdog`);
+- no hidden retries: its transport retries GETs on 429/503/504 up to 10 times, sleeping up to
+  60 s each (a digit Retry-After unbounded), which would run a function past its timeout. Our
+  transport raises on those answers instead, and the next cron ping is the retry;
 - predictions are read as plain JSON, because the client's model rejects status `aborted`;
 - every failure is one of two kinds: `Transient` (try again later; the task stays as it is) or
   `Rejected` (permanent: the step fails with a sentence a person understands).
+
+httpx and the client (pydantic) are imported on the first call (`shared.replicate_client`), not
+with this module: an idle cron ping, a status poll or a refused continue makes no Replicate call
+and should not pay 50-100 ms of a cold start for them.
 """
 
 from __future__ import annotations
 
-import email.utils
-import http.client
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from shared import plain_http, profiles
+from shared import profiles
+from shared.deadlines import Watchdog
 from shared.images import first_url
+from shared.replicate_errors import OutOfTime as OutOfTime
+from shared.replicate_errors import PredictionGone as PredictionGone
+from shared.replicate_errors import Rejected as Rejected
+from shared.replicate_errors import Transient as Transient
+from shared.replicate_errors import parse_retry_after as parse_retry_after
 from shared.settings import ConfigError, Settings
 
-USER_AGENT = "vton-functions (python http.client)"
+if TYPE_CHECKING:
+    import replicate
+
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
-
-
-class Transient(Exception):
-    def __init__(self, reason: str, *, retry_after: float | None = None, status: int | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.status = status
-
-
-class Rejected(Exception):
-    """Replicate refused for good; `message` is written for the person who owns the task."""
-
-    def __init__(self, message: str, *, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class PredictionGone(Rejected):
-    """Replicate does not know the prediction (404): it was deleted, or never existed."""
-
-
-class OutOfTime(Transient):
-    """The call could not start inside this run's time: left for the next ping, not an error."""
 
 
 class RateLimiter:
     """Spaces calls to `per_second` with bursts of up to `burst`; `pause` holds every caller
-    back after a 429, so one throttled call slows the whole batch, not just itself."""
+    back after a 429, so one throttled call slows the whole batch, not just itself. `clock` and
+    `sleep` are time.monotonic and time.sleep, replaceable in tests."""
 
-    def __init__(self, per_second: float, burst: int = 5):
+    def __init__(self, per_second: float, burst: int = 5, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / per_second
         self.burst = burst
         self.next_free = 0.0
         self.lock = threading.Lock()
+        self.clock, self.sleep = clock, sleep
 
     def acquire(self, deadline: float | None = None) -> None:
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             start = max(self.next_free, now - self.burst * self.interval)
             if deadline is not None and start > deadline:
                 raise OutOfTime("no time left in this run for another Replicate call")
             self.next_free = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            self.sleep(start - now)
 
     def pause(self, seconds: float) -> None:
         with self.lock:
-            self.next_free = max(self.next_free, time.monotonic() + seconds)
+            self.next_free = max(self.next_free, self.clock() + seconds)
 
+
+END_GRACE_S = 1.5  # a run's calls may end this long after its last moment to start one (checker)
+# No create with less time than this left: an abandoned create may leave an unrecorded prediction.
+MIN_CREATE_WINDOW_S = 3.0
+CANCEL_RESERVE_S = 2.0  # kept after a run's deadline to cancel a prediction it made but cannot use
 
 # Replicate's limits: 600 creates a minute, 3,000 other requests a minute. Stay under both, per
 # instance; a 429 from sharing the account with other instances pauses the limiter.
@@ -104,6 +96,7 @@ class Prediction:
     logs: str = ""                      # the list endpoint's entries may have none
     predict_time_s: float | None = None  # metrics.predict_time, once it ended
     model: str | None = None             # owner/name
+    input: Any = None  # what it was created with (list entries carry it): matches an unrecorded create
 
     @property
     def terminal(self) -> bool:
@@ -132,20 +125,8 @@ class Prediction:
             logs=logs if isinstance(logs, str) else "",
             predict_time_s=None if predict_time is None else float(predict_time),
             model=model if isinstance(model, str) and model else None,
+            input=data.get("input"),
         )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), 300.0)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when.timestamp() - time.time(), 300.0))
 
 
 class ReplicateAPI:
@@ -153,21 +134,43 @@ class ReplicateAPI:
         if not settings.replicate_api_token:
             raise ConfigError("REPLICATE_API_TOKEN is not set")
         self.settings = settings
-        self.base_url = (settings.replicate_base_url or "https://api.replicate.com").rstrip("/")
-        self.headers = {"Authorization": f"Bearer {settings.replicate_api_token}", "User-Agent": USER_AGENT}
+        self._client_key = (settings.replicate_api_token, settings.replicate_base_url, settings.replicate_timeout_s)
         self.reads = limiter("read", settings.replicate_reads_per_second)
         self.creates = limiter("create", settings.replicate_creates_per_second)
         self.deadline = deadline  # time.monotonic() after which no new call starts
+        self.end_by: float | None = None  # no call runs past this; default: deadline + END_GRACE_S
         self.calls = 0
 
+    @property
+    def client(self) -> replicate.Client:
+        """The shared client, made (and httpx and replicate imported) on the first call."""
+        from shared import replicate_client
+
+        return replicate_client.client(*self._client_key)
+
+    @property
+    def min_create_window(self) -> float:
+        return min(MIN_CREATE_WINDOW_S, self.settings.replicate_timeout_s / 2)
+
+    def _call_end(self, end_by: float | None) -> float:
+        """When a call starting now must have ended: its own timeout, this run's end, `end_by`."""
+        run_end = self.end_by if self.end_by is not None else (
+            self.deadline + END_GRACE_S if self.deadline is not None else None)
+        return min(t for t in (time.monotonic() + self.settings.replicate_timeout_s, run_end, end_by)
+                   if t is not None)
+
+    def seconds_left(self) -> float:
+        """How long a call (or a download on this run's behalf) starting now may take."""
+        return self._call_end(None) - time.monotonic()
+
     def create(self, model_input: dict[str, Any], *, webhook: str | None = None, cancel_after_s: int | None = None,
-               start_by: float | None = None) -> Prediction:
-        """Creates a prediction. `start_by` (time.monotonic()): if the create cannot start by
-        then (rate limit), `OutOfTime` is raised instead, before anything is sent."""
+               end_by: float | None = None) -> Prediction:
+        """Creates a prediction. `end_by` (time.monotonic()): abandoned (`Transient`) if not ended
+        by then; not sent (`OutOfTime`) with less than `min_create_window` left to it."""
         body: dict[str, Any] = {"input": model_input}
         if webhook:
             body["webhook"] = webhook
-            body["webhook_events_filter"] = ["completed"]
+            body["webhook_events_filter"] = ["start", "completed"]  # start: orphans are seen at once
         headers = {"Cancel-After": f"{int(cancel_after_s)}s"} if cancel_after_s else {}
         profile = profiles.active(self.settings)
         if profile.version:
@@ -175,14 +178,19 @@ class ReplicateAPI:
             path = "/v1/predictions"
         else:  # an official model: no version, through the models endpoint
             path = f"/v1/models/{profile.model}/predictions"
-        return Prediction.from_json(self._call("POST", path, body=body, headers=headers, limit=self.creates,
-                                               start_by=start_by))
+        return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates,
+                                               end_by=end_by, min_window=self.min_create_window))
 
     def get(self, prediction_id: str) -> Prediction:
         return Prediction.from_json(self._call("GET", f"/v1/predictions/{prediction_id}"))
 
-    def cancel(self, prediction_id: str) -> Prediction:
-        return Prediction.from_json(self._call("POST", f"/v1/predictions/{prediction_id}/cancel"))
+    def cancel(self, prediction_id: str, *, reserved: bool = False) -> Prediction:
+        """`reserved`: the cancel of an orphan, in the CANCEL_RESERVE_S a run keeps for it after
+        its deadline (never stopped by the run's deadline, bounded by its own)."""
+        path = f"/v1/predictions/{prediction_id}/cancel"
+        if not reserved:
+            return Prediction.from_json(self._call("POST", path))
+        return Prediction.from_json(self._send("POST", path, self.reads, time.monotonic() + CANCEL_RESERVE_S, {}))
 
     def list_page(self, url: str | None = None, *,
                   created_after: str | None = None) -> tuple[list[Prediction], str | None]:
@@ -201,57 +209,55 @@ class ReplicateAPI:
                 continue
         return predictions, data.get("next") or None
 
-    def _call(self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None,
-              limit: RateLimiter | None = None, start_by: float | None = None) -> Any:
+    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, end_by: float | None = None,
+              min_window: float = 0.0, **kwargs: Any) -> Any:
         limit = limit or self.reads
-        limit.acquire(min(t for t in (self.deadline, start_by, float("inf")) if t is not None))
+        start_by = None if self.deadline is None else self.deadline
+        if end_by is not None:
+            start_by = min(start_by if start_by is not None else end_by, end_by - min_window)
+        limit.acquire(start_by)
+        call_end = self._call_end(end_by)
+        if call_end - time.monotonic() < min_window:
+            raise OutOfTime("no time left in this run for another Replicate call")
+        return self._send(method, path, limit, call_end, kwargs)
+
+    def _send(self, method: str, path: str, limit: RateLimiter, call_end: float, kwargs: dict[str, Any]) -> Any:
+        """One request that has ended, answered or not, by `call_end` (time.monotonic())."""
+        import httpx
+
+        from shared.replicate_client import ReplicateError, classify
+
         self.calls += 1
+        client = self.client._client
+        left = max(call_end - time.monotonic(), 0.01)
+        request = client.build_request(method, path, timeout=httpx.Timeout(left), **kwargs)
         try:
-            reply = plain_http.request(method, self._url(path), headers={**self.headers, **(headers or {})},
-                                       json_body=body, timeout=self.settings.replicate_timeout_s)
-        except TimeoutError:
+            with Watchdog(call_end) as dog:
+                response = client.send(request, stream=True)
+                try:
+                    stream = response.extensions.get("network_stream")
+                    dog.watch(stream.get_extra_info("socket") if stream is not None else None)
+                    response.read()
+                finally:
+                    response.close()
+            if dog.fired:
+                raise Transient("Replicate did not finish answering in time")
+            if 400 <= response.status_code < 600:
+                raise ReplicateError.from_response(response)
+        except Transient as error:
+            if error.status == 429:
+                limit.pause(error.retry_after or 5.0)
+            raise
+        except ReplicateError as error:
+            raise classify(error) from None
+        except httpx.TimeoutException:
             raise Transient("Replicate did not answer in time") from None
-        except (OSError, http.client.HTTPException) as error:
+        except httpx.HTTPError as error:
+            if dog.fired:
+                raise Transient("Replicate did not finish answering in time") from None
             raise Transient(f"Replicate could not be reached ({type(error).__name__})") from None
-        if reply.status in (429, 503, 504):
-            retry_after = parse_retry_after(reply.headers.get("retry-after"))
-            if reply.status == 429:
-                limit.pause(retry_after or 5.0)
-            raise Transient(f"Replicate answered {reply.status}", retry_after=retry_after, status=reply.status)
         try:
-            data = reply.json()
+            return response.json()
         except ValueError:
-            data = None
-        if reply.status >= 400:
-            raise _classify(reply.status, data)
-        if data is None:
-            raise Transient("Replicate sent an answer that is not JSON")
-        return data
+            raise Transient("Replicate sent an answer that is not JSON") from None
 
-    def _url(self, path: str) -> str:
-        """A path, or a next-page URL, which must point at the same API (it gets our token)."""
-        if not path.startswith(("http://", "https://")):
-            return self.base_url + path
-        base, given = urlsplit(self.base_url), urlsplit(path)
-        if (given.scheme, given.netloc) != (base.scheme, base.netloc):
-            raise Transient("Replicate sent a next-page URL for another host")
-        return path
-
-
-def _classify(status: int, data: Any) -> Exception:
-    """An error answer (Replicate's problem JSON: `detail`, `title`) as Transient or Rejected."""
-    problem = data if isinstance(data, dict) else {}
-    detail = str(problem.get("detail") or problem.get("title") or "").strip()
-    if status == 429 or status >= 500:
-        return Transient(f"Replicate answered {status}", status=status)
-    if status == 404:
-        return PredictionGone("Replicate no longer has this prediction.", status=status)
-    if status in (401, 403):
-        return Rejected("The try-on service could not sign in to Replicate. "
-                        "The site's operator needs to check the API token.", status=status)
-    if status == 402:
-        return Rejected("The try-on service has run out of Replicate credit. Please try again later.", status=status)
-    if status == 422:
-        reason = detail[:200] or "input validation failed"
-        return Rejected(f"Replicate did not accept this step's images: {reason}.", status=status)
-    return Rejected(f"Replicate refused this step ({status}{': ' + detail[:200] if detail else ''}).", status=status)

@@ -48,16 +48,19 @@ def test_idle_worker_and_checker_pings_import_no_heavy_module(env):
     assert (checker["status"], checker["body"]["checked"], checker["loaded"]) == (200, 0, [])
 
 
-def test_creating_and_reading_predictions_imports_no_replicate_or_http_client(env, task_factory, sim):
-    """Replicate's JSON API goes over http.client; only the output's download loads requests."""
+def test_only_a_path_that_calls_replicate_loads_its_client(env, task_factory, sim):
+    """The replicate client (with httpx) is loaded by a create or a read of a prediction, and
+    requests only by the output's download; a refused continue loads neither."""
     task_id = task_factory("pending")
+    early = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
+    assert (early["status"], early["body"]["code"], early["loaded"]) == (409, "wrong_state", [])
     worker = call_in_fresh_process(env, "worker")
-    assert (worker["status"], worker["body"]["started"], worker["loaded"]) == (200, 1, [])
+    assert (worker["status"], worker["body"]["started"], worker["loaded"]) == (200, 1, ["httpx", "replicate"])
     assert sim.wait_idle(30)
     checker = call_in_fresh_process(env, "checker")
-    assert (checker["body"]["ready"], checker["loaded"]) == (1, ["requests"])
+    assert (checker["body"]["ready"], checker["loaded"]) == (1, ["httpx", "replicate", "requests"])
     step_two = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
-    assert (step_two["status"], step_two["body"]["current_step"], step_two["loaded"]) == (200, 2, [])
+    assert (step_two["status"], step_two["body"]["current_step"], step_two["loaded"]) == (200, 2, ["httpx", "replicate"])
 
 
 def test_a_start_with_image_urls_imports_no_heavy_module(env):
