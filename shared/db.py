@@ -144,25 +144,22 @@ class Database:
 
     def _run(self, execute: Callable[[Cursor], None], *, read_only: bool) -> list[Row]:
         try:
-            with self._cursor() as cur:
-                execute(cur)
-                return rows(cur)
+            return self._run_once(execute)
         except UNAVAILABLE:
             # The connection died under us (the server restarted or dropped it a moment ago).
             # A read has no effects, so it is safe to run once more on a new connection; a write
             # is not retried: it may have committed, and the caller answers 503 instead.
             if not read_only:
                 raise
-        with self._cursor() as cur:
-            execute(cur)
-            return rows(cur)
+        return self._run_once(execute)
 
-    @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Cursor]:
+    def _run_once(self, execute: Callable[[Cursor], None]) -> list[Row]:
+        # No @contextmanager here: its generator costs every status poll a few microseconds.
         conn = self._conn()
         try:
             with conn.cursor() as cur:
-                yield cur
+                execute(cur)
+                return rows(cur)
         except UNAVAILABLE:
             close()
             raise

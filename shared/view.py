@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from shared import queries
@@ -11,17 +13,19 @@ from shared.db import Database
 from shared.errors import TaskNotFound, WrongState
 from shared.services import Services
 from shared.states import WHEN_ALLOWED, Action, Status, allowed_actions
-from shared.task import Task
+from shared.task import Task, parse_garments
 
 
 @dataclass(frozen=True)
 class TaskView:
-    task: Task
-    created_at: str | None  # UTC, as PostgreSQL's text
-    updated_at: str | None
+    row: dict[str, Any]  # the task's columns (the first joined row)
     steps: dict[int, dict[str, Any]]  # the latest attempt of each step that has one
-    error_code: str | None = None
-    error_detail: str | None = None
+
+    @cached_property
+    def task(self) -> Task:
+        """Typed, for the buttons; a status poll reads the row itself (a poll's Python is most
+        of its cost, and it needs a few columns)."""
+        return Task.from_row({name: value for name, value in self.row.items() if name != "attempt"})  # a step's
 
 
 def load_owned(db: Database, task_id: str, user_id: str | None) -> TaskView:
@@ -29,23 +33,20 @@ def load_owned(db: Database, task_id: str, user_id: str | None) -> TaskView:
     # Someone else's task looks exactly like a missing one: nothing leaks whether it exists.
     if not found or (user_id is not None and found[0]["user_id"] != user_id):
         raise TaskNotFound()
-    latest = {row["step"]: row for row in found if row["step"] is not None}  # ordered by attempt
-    first = found[0]
-    task = Task.from_row({name: value for name, value in first.items() if name != "attempt"})  # a step's
-    return TaskView(task, first["created_at"], first["updated_at"], latest, first["error_code"], first["error_detail"])
+    return TaskView(found[0], {row["step"]: row for row in found if row["step"] is not None})  # ordered by attempt
 
 
 def status(services: Services, task_id: str, user: str | None, force_check: bool) -> dict[str, Any]:
     db = services.db
     seen = load_owned(db, task_id, user)
-    if force_check and seen.task.status is Status.PROCESSING and seen.task.prediction_id:
+    if force_check and seen.row["status"] == Status.PROCESSING and seen.row["prediction_id"]:
         from shared import checking  # only this path talks to Replicate
 
         if checking.check_one(services, task_id).moved:
             seen = load_owned(db, task_id, user)
     answer = body(seen)
-    running = seen.steps.get(seen.task.current_step)
-    if seen.task.status is Status.PROCESSING and running and running["step_status"] == "processing":
+    running = seen.steps.get(seen.row["current_step"])
+    if seen.row["status"] == Status.PROCESSING and running and running["step_status"] == "processing":
         from shared import progress
 
         model = running["model"] or services.settings.replicate_model.split(":")[0]
@@ -55,43 +56,54 @@ def status(services: Services, task_id: str, user: str | None, force_check: bool
 
 def body(seen: TaskView) -> dict[str, Any]:
     """The status body: the task, its allowed actions, and every step (latest attempt)."""
-    task = seen.task
-    garments = task.garment_list()
+    task = seen.row
+    garments = parse_garments(task["garments"])
+    total_steps = task["total_steps"] or 0  # NULL in rows the original functions wrote
     steps = []
-    for number in range(1, task.total_steps + 1):
-        attempt = seen.steps.get(number) or {}
+    for number in range(1, total_steps + 1):
+        attempt = seen.steps.get(number) or _NO_ATTEMPT
         garment = garments[number - 1] if number <= len(garments) else None
         steps.append({
             "step": number,
-            "status": attempt.get("step_status", "pending"),
-            "attempt": attempt.get("attempt", 0),
+            "status": attempt["step_status"],
+            "attempt": attempt["attempt"],
             "garment": None if garment is None else {
                 "image": None if garment.image.startswith("data:") else garment.image,
                 "description": garment.description,
                 "category": garment.category,
             },
-            "image_url": attempt.get("image_url"),
-            "prediction_id": attempt.get("step_prediction_id"),
-            "error": attempt.get("error"),
-            "error_code": attempt.get("step_error_code"),
-            "started_at": _iso(attempt.get("started_at")),
-            "completed_at": _iso(attempt.get("completed_at")),
+            "image_url": attempt["image_url"],
+            "prediction_id": attempt["step_prediction_id"],
+            "error": attempt["error"],
+            "error_code": attempt["step_error_code"],
+            "started_at": _iso(attempt["started_at"]),
+            "completed_at": _iso(attempt["completed_at"]),
         })
     return {
-        "task_id": task.id,
-        "status": task.status.value,
-        "current_step": task.current_step,
-        "total_steps": task.total_steps,
-        "intermediate_result": task.intermediate_result,
-        "result_url": task.result_url,
-        "error_message": task.error_message,
-        "error_code": seen.error_code,
-        "error_detail": seen.error_detail,
-        "created_at": _iso(seen.created_at),
-        "updated_at": _iso(seen.updated_at),
-        "actions": [action.value for action in allowed_actions(task.status, bool(task.intermediate_result))],
+        "task_id": task["id"],
+        "status": task["status"],
+        "current_step": task["current_step"] or 0,
+        "total_steps": total_steps,
+        "intermediate_result": task["intermediate_result"],
+        "result_url": task["result_url"],
+        "error_message": task["error_message"],
+        "error_code": task["error_code"],
+        "error_detail": task["error_detail"],
+        "created_at": _iso(task["created_at"]),
+        "updated_at": _iso(task["updated_at"]),
+        "actions": list(_actions(task["status"], bool(task["intermediate_result"]))),
         "steps": steps,
     }
+
+
+# A step not started yet, as body() shows it.
+_NO_ATTEMPT: dict[str, Any] = {"step_status": "pending", "attempt": 0, "image_url": None, "step_prediction_id": None,
+                               "error": None, "step_error_code": None, "started_at": None, "completed_at": None}
+
+
+@functools.lru_cache(maxsize=32)
+def _actions(status: str, has_image: bool) -> tuple[str, ...]:
+    return tuple(action.value for action in allowed_actions(Status(status), has_image))
 
 
 def wrong_state(task: Task, action: Action) -> WrongState:

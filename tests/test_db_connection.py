@@ -38,8 +38,8 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(fn, s
     old = backend_pid()
     terminate(env, old)
     statements = []
-    real_cursor = db.Database._cursor
-    monkeypatch.setattr(db.Database, "_cursor", lambda self: statements.append(1) or real_cursor(self))
+    real_run_once = db.Database._run_once
+    monkeypatch.setattr(db.Database, "_run_once", lambda self, execute: statements.append(1) or real_run_once(self, execute))
     assert fn.status(task_id).status == 200
     assert statements == [1]  # noticed before the first statement: no failed attempt
     assert backend_pid() != old
