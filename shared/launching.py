@@ -143,6 +143,9 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
     most one prediction exists that no task knows about (the contract's "a crash costs at most
     one extra prediction"); concurrent creates would orphan every one in flight."""
     db, settings = services.db, services.settings
+    from shared import actions, completion
+
+    idle_finished = actions.finish_idle(db, settings)
     counts = dict.fromkeys(LaunchOutcome, 0)
     throttled = False
     api = services.replicate
@@ -160,6 +163,10 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
         outcome = record_launch(db, api, task, result)
         counts[outcome.outcome] += 1
         throttled = outcome.throttled
+    # Completion webhooks go after the launches: a step waiting for its prediction costs a user's time.
+    webhooks = completion.deliver_due(services, remaining)
     started = counts[LaunchOutcome.LAUNCHED]
     return {"message": f"Started {started} tasks", "started": started, "failed": counts[LaunchOutcome.FAILED],
-            "deferred": counts[LaunchOutcome.DEFERRED], "lost": counts[LaunchOutcome.LOST], "throttled": throttled}
+            "deferred": counts[LaunchOutcome.DEFERRED], "lost": counts[LaunchOutcome.LOST], "throttled": throttled,
+            "idle_finished": idle_finished, "webhooks_delivered": webhooks["delivered"],
+            "webhooks_failed": webhooks["failed"]}

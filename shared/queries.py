@@ -72,6 +72,18 @@ FROM (SELECT completed_at, started_at FROM replicate_task_steps
       ORDER BY completed_at DESC LIMIT 50) recent
 """
 
+# --- a look that ends ---------------------------------------------------------------------------
+
+# Every statement that ends a look (completed or failed) names its UPDATE `t` and includes this:
+# the completion webhook's outbox row is written in the same statement as the status change, so
+# an ended look always has its event and a rolled-back one never has. Its id is the webhook-id.
+_RECORD_END = """
+ended AS (
+    INSERT INTO look_events (id, task_id, type, created_at)
+    SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), id, 'look.' || status, NOW()
+    FROM t WHERE status IN ('completed', 'failed')
+)"""
+
 # --- launching a step's prediction ---------------------------------------------------------------
 
 _NEW_STEP_ROW = """
@@ -154,7 +166,7 @@ WITH t AS (
     UPDATE replicate_task_steps s
     SET status = 'failed', error = %(error)s, completed_at = NOW()
     FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
-)
+), """ + _RECORD_END + """
 SELECT * FROM t
 """
 
@@ -226,7 +238,7 @@ WITH t AS (
     SET status = 'succeeded', image_url = %(image_url)s, replicate_output = %(output)s,
         error = NULL, completed_at = NOW()
     FROM t WHERE s.prediction_id = %(prediction_id)s
-)
+), """ + _RECORD_END + """
 SELECT * FROM t
 """
 
@@ -240,20 +252,42 @@ WITH t AS (
     UPDATE replicate_task_steps s
     SET status = %(step_status)s, error = %(error)s, completed_at = NOW()
     FROM t WHERE s.prediction_id = %(prediction_id)s
-)
+), """ + _RECORD_END + """
 SELECT * FROM t
 """
 
 # --- the user's other choices --------------------------------------------------------------------
 
 FINISH = """
-UPDATE replicate_tasks
-SET status = 'completed', result_url = intermediate_result, error_message = NULL,
-    current_step = CASE WHEN status = 'failed' THEN GREATEST(current_step - 1, 1) ELSE current_step END,
-    claim_token = NULL, claimed_at = NULL, updated_at = NOW()
-WHERE id = %(id)s
-  AND (status = 'waiting_continue' OR (status = 'failed' AND intermediate_result IS NOT NULL))
-RETURNING *
+WITH t AS (
+    UPDATE replicate_tasks
+    SET status = 'completed', result_url = intermediate_result, error_message = NULL,
+        current_step = CASE WHEN status = 'failed' THEN GREATEST(current_step - 1, 1) ELSE current_step END,
+        claim_token = NULL, claimed_at = NULL, updated_at = NOW()
+    WHERE id = %(id)s
+      AND (status = 'waiting_continue' OR (status = 'failed' AND intermediate_result IS NOT NULL))
+    RETURNING *
+), """ + _RECORD_END + """
+SELECT * FROM t
+"""
+
+# Worker: looks left waiting for their user longer than LOOK_IDLE_FINISH_S end as "Finish here"
+# would (the last good image becomes the result); a few at a time, oldest first. A failed look
+# that is left alone simply stays failed.
+FINISH_IDLE = """
+WITH idle AS (
+    SELECT id FROM replicate_tasks
+    WHERE status = 'waiting_continue' AND updated_at < LOCALTIMESTAMP - make_interval(secs => %(idle_s)s)
+    ORDER BY updated_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), t AS (
+    UPDATE replicate_tasks r
+    SET status = 'completed', result_url = intermediate_result, error_message = NULL, updated_at = NOW()
+    FROM idle WHERE r.id = idle.id AND r.status = 'waiting_continue'
+    RETURNING r.*
+), """ + _RECORD_END + """
+SELECT * FROM t
 """
 
 CANCEL = """
@@ -268,7 +302,7 @@ WITH t AS (
     SET status = 'canceled', error = %(error)s, completed_at = NOW()
     FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
       AND s.status IN ('starting', 'processing')
-)
+), """ + _RECORD_END + """
 SELECT * FROM t
 """
 
@@ -290,4 +324,53 @@ FROM replicate_tasks t
 LEFT JOIN replicate_task_steps s ON s.task_id = t.id
 WHERE t.id = %(id)s
 ORDER BY s.step, s.attempt
+"""
+
+# --- the completion webhook's outbox --------------------------------------------------------------
+
+# Worker: events due for a try, oldest first, leased for `lease_s` so a concurrent run does not send
+# them too; events older than `give_up_s` are not tried again (the monitor shows them).
+CLAIM_EVENTS = """
+UPDATE look_events e
+SET attempts = e.attempts + 1, next_attempt_at = NOW() + make_interval(secs => %(lease_s)s)
+FROM (
+    SELECT id FROM look_events
+    WHERE delivered_at IS NULL AND next_attempt_at <= NOW()
+      AND created_at > NOW() - make_interval(secs => %(give_up_s)s)
+    ORDER BY next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE e.id = due.id
+RETURNING e.id, e.task_id, e.type, e.payload, e.attempts,
+          (e.created_at AT TIME ZONE 'UTC')::text AS ended_at
+"""
+
+# What the event's body is made of: the look, and the latest attempt of each step as it was when
+# the look ended (a Retry after a failure adds attempts later; they belong to a later event).
+EVENT_TASK = """
+SELECT id, user_id, result_url, person_image, garments,
+       (created_at::timestamptz AT TIME ZONE 'UTC')::text AS created_at
+FROM replicate_tasks WHERE id = %(id)s
+"""
+
+EVENT_STEPS = """
+SELECT DISTINCT ON (s.step) s.step, s.attempt, s.status, s.image_url, s.error, s.model
+FROM replicate_task_steps s JOIN look_events e ON e.task_id = s.task_id
+WHERE e.id = %(event_id)s AND s.created_at <= e.created_at
+ORDER BY s.step, s.attempt DESC
+"""
+
+# The body is fixed on the first try: every retry sends the same bytes under the same webhook-id.
+EVENT_PAYLOAD = """
+UPDATE look_events SET payload = COALESCE(payload, %(payload)s) WHERE id = %(id)s RETURNING payload
+"""
+
+EVENT_DELIVERED = """
+UPDATE look_events SET delivered_at = NOW(), last_error = %(note)s WHERE id = %(id)s
+"""
+
+EVENT_RETRY_LATER = """
+UPDATE look_events SET next_attempt_at = NOW() + make_interval(secs => %(delay_s)s), last_error = %(error)s
+WHERE id = %(id)s
 """
