@@ -47,3 +47,15 @@ WHERE id = %(id)s AND status IN ('pending', 'processing')
   AND (claimed_at IS NULL OR claimed_at < NOW() - make_interval(secs => %(live_claim_s)s))
 RETURNING id, status, prediction_id
 """
+
+# Completion webhooks that have not got through: still being retried, or given up after a day.
+WEBHOOK_TROUBLE = """
+SELECT id, task_id, type, attempts,
+       CASE WHEN created_at <= NOW() - make_interval(secs => %(give_up_s)s) THEN 'given up'
+            ELSE 'retrying' END AS state,
+       ROUND(EXTRACT(EPOCH FROM (next_attempt_at - NOW()))) AS next_in_s, last_error
+FROM look_events
+WHERE delivered_at IS NULL AND attempts > 0
+ORDER BY created_at DESC
+LIMIT 20
+"""
