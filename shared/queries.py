@@ -374,3 +374,27 @@ EVENT_RETRY_LATER = """
 UPDATE look_events SET next_attempt_at = NOW() + make_interval(secs => %(delay_s)s), last_error = %(error)s
 WHERE id = %(id)s
 """
+
+# --- my looks and share links ----------------------------------------------------------------------
+
+# A user's looks, newest first, a page at a time: keyset paging on (created_at, id) through
+# replicate_tasks_user_newest, so a page costs the same at the millionth look as at the first.
+_MY_LOOKS = """
+SELECT id, status, current_step, total_steps, intermediate_result, result_url,
+       created_at::text AS created_key,
+       (updated_at::timestamptz AT TIME ZONE 'UTC')::text AS updated_at
+FROM replicate_tasks
+WHERE user_id = %(user_id)s {after}
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+"""
+MY_LOOKS = _MY_LOOKS.format(after="")
+MY_LOOKS_AFTER = _MY_LOOKS.format(after="AND (created_at, id) < (%(created)s::timestamp, %(id)s)")
+
+SHARE_ADD = "INSERT INTO replicate_task_shares (token_hash, task_id) VALUES (%(token_hash)s, %(id)s) RETURNING task_id"
+
+SHARE_REVOKE_ALL = """
+UPDATE replicate_task_shares SET revoked_at = NOW() WHERE task_id = %(id)s AND revoked_at IS NULL RETURNING task_id
+"""
+
+SHARED_TASK = "SELECT task_id FROM replicate_task_shares WHERE token_hash = %(token_hash)s AND revoked_at IS NULL"

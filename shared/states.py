@@ -34,9 +34,15 @@ class Action(str, Enum):
     FINISH = "finish"
     RETRY = "retry"
     CANCEL = "cancel"
+    # Not moves of the look (no transition): a read-only link to it, and revoking every such link.
+    SHARE = "share"
+    UNSHARE = "unshare"
 
     def __str__(self) -> str:
         return self.value
+
+
+SHARING = (Action.SHARE, Action.UNSHARE)
 
 
 @dataclass(frozen=True)
