@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from shared import log, queries
+from shared import log, look_queries, queries
 from shared.db import Database
 from shared.limits import check_step_budget
 from shared.services import Services
@@ -61,7 +61,7 @@ def perform(services: Services, task_id: str, user: str | None, action: Action) 
 def finish_idle(db: Database, settings: Settings) -> int:
     """Worker: looks left in waiting_continue for LOOK_IDLE_FINISH_S end as "Finish here" would, so
     an abandoned look never holds its user's place; a failed look left alone stays failed."""
-    finished = db.all(queries.FINISH_IDLE, {"idle_s": settings.look_idle_finish_s, "limit": IDLE_FINISH_BATCH})
+    finished = db.all(look_queries.FINISH_IDLE, {"idle_s": settings.look_idle_finish_s, "limit": IDLE_FINISH_BATCH})
     for row in finished:
         log.transition(row["id"], Status.WAITING_CONTINUE, Status.COMPLETED, note="idle finish")
     return len(finished)

@@ -1,6 +1,6 @@
 """The completion webhook: every look that ends is POSTed to COMPLETION_WEBHOOK_URL, at least once.
 
-The statement that ends a look also writes its `look_events` row (`queries._RECORD_END`), so no
+The statement that ends a look also writes its `look_events` row (`look_queries.RECORD_END`), so no
 end is lost and no rolled-back end is sent. Worker runs deliver due events: the body is fixed on
 the first try and every retry sends it again under the same webhook-id, signed the Standard
 Webhooks way (webhook-id, webhook-timestamp, webhook-signature `v1,<base64 HMAC-SHA256 of
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared import log, queries
+from shared import log, look_queries
 from shared.db import Database, Row
 from shared.services import Services
 from shared.settings import Settings
@@ -47,10 +47,10 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
 
 
 def event_body(db: Database, event: Row) -> dict[str, Any]:
-    task = db.one(queries.EVENT_TASK, {"id": event["task_id"]}) or {}
+    task = db.one(look_queries.EVENT_TASK, {"id": event["task_id"]}) or {}
     garments = parse_garments(task.get("garments"))
     steps = []
-    for row in db.all(queries.EVENT_STEPS, {"event_id": event["id"]}):
+    for row in db.all(look_queries.EVENT_STEPS, {"event_id": event["id"]}):
         garment = garments[row["step"] - 1] if row["step"] <= len(garments) else None
         steps.append({"step": row["step"], "attempt": row["attempt"], "status": row["status"],
                       "image_url": row["image_url"], "error": row["error"], "model": row["model"],
@@ -126,14 +126,14 @@ def deliver_due(services: Services, remaining: Callable[[], float],
     if not url:
         return counts
     while remaining() > 1.0:
-        events = db.all(queries.CLAIM_EVENTS, {"lease_s": POST_DEADLINE_S + 5, "give_up_s": GIVE_UP_AFTER_S,
+        events = db.all(look_queries.CLAIM_EVENTS, {"lease_s": POST_DEADLINE_S + 5, "give_up_s": GIVE_UP_AFTER_S,
                                               "limit": BATCH})
         if not events:
             break
         for event in events:
             if remaining() <= 1.0:
                 # Not tried: hand it back for the next run, without counting it as a failure.
-                db.one(queries.EVENT_RETRY_LATER, {"id": event["id"], "delay_s": 0, "error": None})
+                db.one(look_queries.EVENT_RETRY_LATER, {"id": event["id"], "delay_s": 0, "error": None})
                 continue
             counts["delivered" if deliver(db, settings, event, remaining, clock) else "failed"] += 1
     return counts
@@ -141,20 +141,21 @@ def deliver_due(services: Services, remaining: Callable[[], float],
 
 def deliver(db: Database, settings: Settings, event: Row, remaining: Callable[[], float],
             clock: Callable[[], float]) -> bool:
-    payload = event["payload"] or db.scalar(queries.EVENT_PAYLOAD, {
+    payload = event["payload"] or db.scalar(look_queries.EVENT_PAYLOAD, {
         "id": event["id"], "payload": json.dumps(event_body(db, event))})
     request = request_for(settings, event["id"], payload, clock())
     if request is None:
-        db.one(queries.EVENT_DELIVERED, {"id": event["id"], "note": "not sent: this format sends completed looks only"})
+        note = "not sent: this format sends completed looks only"
+        db.one(look_queries.EVENT_DELIVERED, {"id": event["id"], "note": note})
         return True
     headers, body = request
     error = post_within(settings.completion_webhook_url, headers, body, min(POST_DEADLINE_S, remaining() - 0.5))
     if error is None:
-        db.one(queries.EVENT_DELIVERED, {"id": event["id"], "note": None})
+        db.one(look_queries.EVENT_DELIVERED, {"id": event["id"], "note": None})
         log.event("webhook_delivered", task_id=event["task_id"], webhook_id=event["id"], attempt=event["attempts"])
         return True
     delay = backoff_s(event["attempts"])
-    db.one(queries.EVENT_RETRY_LATER, {"id": event["id"], "delay_s": delay, "error": f"The receiver {error}."})
+    db.one(look_queries.EVENT_RETRY_LATER, {"id": event["id"], "delay_s": delay, "error": f"The receiver {error}."})
     log.event("webhook_failed", task_id=event["task_id"], webhook_id=event["id"], attempt=event["attempts"],
               reason=error, retry_in_s=delay)
     return False

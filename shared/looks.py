@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from shared import queries
+from shared import look_queries
 from shared.errors import InvalidInput, TaskNotFound
 from shared.services import Services
 from shared.states import Action, Status, allowed_actions
@@ -28,9 +28,9 @@ def mine(services: Services, user: str, cursor: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {"user_id": user, "limit": PAGE_SIZE + 1}
     if cursor:
         created, task_id = _read_cursor(cursor)
-        found = services.db.all(queries.MY_LOOKS_AFTER, {**params, "created": created, "id": task_id})
+        found = services.db.all(look_queries.MY_LOOKS_AFTER, {**params, "created": created, "id": task_id})
     else:
-        found = services.db.all(queries.MY_LOOKS, params)
+        found = services.db.all(look_queries.MY_LOOKS, params)
     page = found[:PAGE_SIZE]
     more = len(found) > PAGE_SIZE
     return {
@@ -75,10 +75,10 @@ def share(services: Services, task_id: str, owner: str, action: Action, origin: 
     db = services.db
     load_owned(db, task_id, owner)
     if action is Action.UNSHARE:
-        revoked = db.all(queries.SHARE_REVOKE_ALL, {"id": task_id})
+        revoked = db.all(look_queries.SHARE_REVOKE_ALL, {"id": task_id})
         return {"task_id": task_id, "revoked": len(revoked)}
     token = secrets.token_urlsafe(24)
-    db.one(queries.SHARE_ADD, {"token_hash": _hash(token), "id": task_id})
+    db.one(look_queries.SHARE_ADD, {"token_hash": _hash(token), "id": task_id})
     return {"share_url": _page_url(services, origin) + f"?share={token}"}
 
 
@@ -98,7 +98,7 @@ def shared_view(services: Services, token: str) -> dict[str, Any]:
     the look, its user or what they wrote, and no actions. Unknown or revoked: 404."""
     if not TOKEN_RE.match(token or ""):
         raise TaskNotFound("This share link does not work (it may have been revoked).", code="share_not_found")
-    found = services.db.one(queries.SHARED_TASK, {"token_hash": _hash(token)})
+    found = services.db.one(look_queries.SHARED_TASK, {"token_hash": _hash(token)})
     if found is None:
         raise TaskNotFound("This share link does not work (it may have been revoked).", code="share_not_found")
     full = body(load_owned(services.db, found["task_id"], None))

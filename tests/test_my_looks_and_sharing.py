@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg2
 import pytest
 
-from shared import queries
+from shared import look_queries
 from tests.conftest import run_sql
 
 
@@ -118,8 +118,8 @@ def test_a_page_of_my_looks_reads_one_page_of_rows_at_a_million_looks(million_lo
     cur.execute("SELECT created_at::text, id FROM replicate_tasks WHERE user_id = 'heavy' "
                 "ORDER BY created_at DESC, id DESC OFFSET 50000 LIMIT 1")
     created, task_id = cur.fetchone()
-    for sql, params in ((queries.MY_LOOKS, {"user_id": "heavy", "limit": 21}),
-                        (queries.MY_LOOKS_AFTER, {"user_id": "heavy", "limit": 21, "created": created, "id": task_id})):
+    for sql, params in ((look_queries.MY_LOOKS, {"user_id": "heavy", "limit": 21}),
+                        (look_queries.MY_LOOKS_AFTER, {"user_id": "heavy", "limit": 21, "created": created, "id": task_id})):
         nodes, rows_read = actual_rows_read(cur, sql, params)
         assert "Seq Scan" not in nodes and "Sort" not in nodes, nodes
         assert rows_read <= 21, (nodes, rows_read)

@@ -47,3 +47,13 @@ def test_web_config_says_which_url_is_missing(tmp_path):
     result = subprocess.run([sys.executable, "-m", "deploy.poehali", "web-config", str(tmp_path / "func2url.json")],
                             cwd=poehali.ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "replicate-async-status" in result.stderr
+
+
+def test_history_env_points_the_completion_webhook_at_the_sites_history_function(tmp_path):
+    func2url = tmp_path / "func2url.json"
+    func2url.write_text(json.dumps({"try-on-history-api": "https://functions.poehali.dev/abc"}))
+    assert poehali.main(["history-env", str(func2url)]) == 0
+    assert poehali.history_env(json.loads(func2url.read_text())) == (
+        "COMPLETION_WEBHOOK_URL=https://functions.poehali.dev/abc\nCOMPLETION_WEBHOOK_FORMAT=try-on-history\n")
+    func2url.write_text("{}")
+    assert poehali.main(["history-env", str(func2url)]) == 1
