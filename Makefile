@@ -38,9 +38,11 @@ migrate: $(VENV)/.run-deps
 package: $(BIN)/python
 	$(BIN)/python -m deploy.package
 
-# The same with the dependencies inside, as AWS Lambda needs them.
+# The same with the dependencies inside, as AWS Lambda needs them, except boto3/botocore (the
+# runtime ships them); `make package-lambda WITH_BOTO3=1` vendors those too.
+WITH_BOTO3 ?=
 package-lambda: $(BIN)/python
-	$(BIN)/python -m deploy.package --with-dependencies
+	$(BIN)/python -m deploy.package --with-dependencies $(if $(WITH_BOTO3),--with-boto3)
 
 # The on-call view of the tasks (DATABASE_URL); `make monitor ARGS="--watch"`.
 monitor: $(VENV)/.run-deps

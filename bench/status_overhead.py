@@ -6,6 +6,10 @@ the same database and connection, interleaved call by call in one run.
 
 Without --database-url it starts an embedded PostgreSQL in a temporary folder. Goal: median
 handler call at most 1.5x the raw query.
+
+Memory: a warm status instance (a fresh process with the status function unpacked from
+`make package`, nothing else imported) answers --calls polls of that task; its resident set
+(VmRSS) afterwards, median of the rounds. Goal (issue 13): at most 40 MiB.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+import zipfile
+from pathlib import Path
 
 import psycopg2
 
@@ -85,6 +93,39 @@ def run(database_url: str, calls: int) -> dict:
     return {"handler": statistics.median(handler_times), "raw": statistics.median(raw_times)}
 
 
+# A status instance on its own: polls, then reports its resident and peak resident set.
+POLLING_INSTANCE = """
+import json, os, sys
+import index
+event = json.loads(sys.argv[1])
+sys.stdout = open(os.devnull, "w")  # the handler's log line per call
+for _ in range(int(sys.argv[2])):
+    assert index.handler(event, None)["statusCode"] == 200
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({k: int(status[k].split()[0]) for k in ("VmRSS", "VmHWM")}), file=sys.__stdout__)
+"""
+
+
+def memory(database_url: str, polls: int) -> dict:
+    """KiB resident after `polls` status calls in a fresh instance unpacked from `make package`."""
+    from deploy import package
+
+    task_id = _setup(database_url)
+    event = {"httpMethod": "GET", "headers": {"X-User-Id": "bench"}, "queryStringParameters": {"task_id": task_id},
+             "requestContext": {"requestId": "bench"}, "body": None, "isBase64Encoded": False}
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment.update({"DATABASE_URL": database_url, "REPLICATE_API_TOKEN": "r8_unused"})
+    with tempfile.TemporaryDirectory(prefix="bench-status-mem-") as folder:
+        with zipfile.ZipFile(package.build("status", Path(folder) / "dist")) as archive:
+            archive.extractall(Path(folder) / "status")
+        result = subprocess.run([sys.executable, "-c", POLLING_INSTANCE, json.dumps(event), str(polls)],
+                                cwd=Path(folder) / "status", env=environment, capture_output=True,
+                                text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"the status instance failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=3000, help="calls of each kind per round")
@@ -93,7 +134,8 @@ def main() -> None:
     args = parser.parse_args()
 
     def rounds(database_url: str) -> list[dict]:
-        return [run(database_url, args.calls) for _ in range(args.rounds)]
+        return [{**run(database_url, args.calls), "memory": memory(database_url, args.calls)}
+                for _ in range(args.rounds)]
 
     if args.database_url:
         results = rounds(args.database_url)
@@ -120,6 +162,10 @@ def main() -> None:
         print(f"{number:>5}{result['raw'] * 1e6:>15.1f}{result['handler'] * 1e6:>12.1f}{ratio:>7.2f}x")
     median = statistics.median(ratios)
     print(f"median ratio {median:.2f}x   goal <= 1.5x: {'met' if median <= 1.5 else 'NOT met'}")
+    rss = statistics.median(result["memory"]["VmRSS"] for result in results) / 1024
+    peak = statistics.median(result["memory"]["VmHWM"] for result in results) / 1024
+    print(f"memory: a warm status instance after {args.calls} polls, median of {args.rounds} fresh instances: "
+          f"RSS {rss:.1f} MiB (peak {peak:.1f} MiB)   goal <= 40 MiB: {'met' if rss <= 40 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 backend/<name>/ and publish their URLs in backend/func2url.json.
 
     python -m deploy.poehali export OUT_DIR
-        writes OUT_DIR/backend/<name>/{index.py, shared/, requirements.txt} under the seed's
-        function names, so the new functions replace the old ones at the same URLs;
+        writes OUT_DIR/backend/<name>/{index.py, shared/, requirements.txt, tests.json} under the
+        seed's function names, so the new functions replace the old ones at the same URLs;
+        tests.json holds the original functions' own platform test cases, unchanged, then ours;
     python -m deploy.poehali web-config backend/func2url.json
         prints web/config.js for those URLs.
     python -m deploy.poehali history-env backend/func2url.json
@@ -28,6 +29,43 @@ ROOT = Path(__file__).resolve().parent.parent
 # The seed document's names for the five functions.
 SEED_NAMES = {function.folder: function.seed_name for function in FUNCTIONS}
 
+# The original functions' tests.json files, verbatim (their source is recorded in the file).
+ORIGINAL_TESTS = Path(__file__).resolve().parent / "original_tests.json"
+UNKNOWN_TASK = "00000000-0000-4000-8000-000000000000"
+# A few cases of ours in the platform's format, after the original ones. "string" in an expected
+# body stands for any string, as in the original files.
+OUR_TESTS = {
+    "replicate-async-start": [
+        {"name": "port: a look without garments is a 400 and creates nothing", "method": "POST",
+         "headers": {"X-User-Id": "test-user-123"},
+         "body": {"person_image": "https://example.com/person.jpg", "garments": []},
+         "expectedStatus": 400, "expectedBody": {"error": "string", "code": "string"}, "bodyMatcher": "partial"},
+    ],
+    "replicate-async-worker": [
+        {"name": "port: a CORS preflight", "method": "OPTIONS", "path": "/", "expectedStatus": 200,
+         "bodyMatcher": "partial"},
+    ],
+    "replicate-prediction-checker": [
+        {"name": "port: a webhook body that is not JSON is a 400", "method": "POST", "path": "/",
+         "body": "not json", "expectedStatus": 400, "expectedBody": {"error": "string", "code": "string"},
+         "bodyMatcher": "partial"},
+    ],
+    "replicate-continue": [
+        {"name": "port: an unknown task is a 404", "method": "POST", "path": "/", "body": {"task_id": UNKNOWN_TASK},
+         "expectedStatus": 404, "expectedBody": {"error": "string", "code": "task_not_found"}, "bodyMatcher": "partial"},
+    ],
+    "replicate-async-status": [
+        {"name": "port: an unknown task is a 404", "method": "GET", "path": f"/?task_id={UNKNOWN_TASK}",
+         "expectedStatus": 404, "expectedBody": {"error": "string", "code": "task_not_found"}, "bodyMatcher": "partial"},
+    ],
+}
+
+
+def platform_tests(name: str) -> dict:
+    """The tests.json written beside the function `name` (a seed name)."""
+    original = json.loads(ORIGINAL_TESTS.read_text(encoding="utf-8"))[name]["tests"]
+    return {"tests": original + OUR_TESTS[name]}
+
 
 def export(out: Path) -> list[Path]:
     written = []
@@ -39,6 +77,8 @@ def export(out: Path) -> list[Path]:
         shutil.copy2(ROOT / "functions" / folder / "index.py", target / "index.py")
         shutil.copy2(ROOT / "requirements.txt", target / "requirements.txt")
         shutil.copytree(ROOT / "shared", target / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        (target / "tests.json").write_text(json.dumps(platform_tests(name), indent=2, ensure_ascii=False) + "\n",
+                                           encoding="utf-8")
         written.append(target)
     return written
 
@@ -79,7 +119,7 @@ def main(argv=None) -> int:
         make = history_env if args.command == "history-env" else web_config
         print(make(json.loads(Path(args.func2url).read_text())), end="")
     except (OSError, ValueError, KeyError) as error:
-        print(f"cannot make the web config: {error}", file=sys.stderr)
+        print(f"cannot read {args.func2url}: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -63,8 +63,9 @@ def event_body(db: Database, event: Row) -> dict[str, Any]:
         "steps": steps,
         "created_at": _iso(task.get("created_at")),
         "ended_at": _iso(event["ended_at"]),
-        # Not in the standard body; the try-on-history format needs it.
+        # Not in the standard body: the try-on-history format sends the look's inputs.
         "person_image": task.get("person_image"),
+        "garments": [{"image": garment.image, "category": garment.category} for garment in garments],
     }
 
 
@@ -74,18 +75,13 @@ def request_for(settings: Settings, webhook_id: str, payload: str, now: float) -
     if settings.completion_webhook_format == "try-on-history":
         if body["type"] != "look.completed":
             return None
-        steps = body["steps"]
-        text = json.dumps({
-            "person_image": body["person_image"],
-            "result_image": body["result_url"],
-            "garments": [{"image": step["garment"]} for step in steps if step["garment"]],
-            "model_used": next((step["model"] for step in reversed(steps) if step["model"]), None)
-            or settings.replicate_model,
-            "cost": 0,
-        })
+        # What the original checker sent (docs/deploy.md, "The history call the original checker made").
+        text = json.dumps({"person_image": body["person_image"], "garments": body["garments"],
+                           "result_image": body["result_url"], "model_used": "replicate", "cost": 0})
         headers = {"X-User-Id": body["user_id"]}
     else:
         body.pop("person_image", None)
+        body.pop("garments", None)
         text = json.dumps(body)
         headers = {}
     timestamp = int(now)

@@ -201,8 +201,6 @@ def test_the_original_sites_history_format(fn, env, task_factory, receiver, monk
     monkeypatch.setenv("COMPLETION_WEBHOOK_FORMAT", "try-on-history")
     done = task_factory("waiting_continue", user_id="anna", intermediate_result="https://img/1.png",
                         garments='["https://img/shirt.png", "https://img/skirt.png"]')
-    run_sql(env["DATABASE_URL"], "INSERT INTO replicate_task_steps (task_id, step, attempt, status, image_url, model) "
-                                 "VALUES (%s, 1, 1, 'succeeded', 'https://img/1.png', 'cuuupid/idm-vton')", (done,))
     failed = task_factory("processing", user_id="anna")
     fn.act(done, "finish", user="anna")
     fn.act(failed, "cancel", user="anna")
@@ -212,8 +210,9 @@ def test_the_original_sites_history_format(fn, env, task_factory, receiver, monk
     [(headers, text)] = hook.requests
     assert headers["x-user-id"] == "anna"
     assert json.loads(text) == {"person_image": "https://img/person.png", "result_image": "https://img/1.png",
-                                "garments": [{"image": "https://img/shirt.png"}],
-                                "model_used": "cuuupid/idm-vton", "cost": 0}
+                                "garments": [{"image": "https://img/shirt.png", "category": "upper_body"},
+                                             {"image": "https://img/skirt.png", "category": "upper_body"}],
+                                "model_used": "replicate", "cost": 0}
 
 
 def test_failed_deliveries_show_in_the_monitor(fn, env, task_factory, receiver):

@@ -171,3 +171,33 @@ def test_an_unknown_model_profile_is_refused_by_the_flag_parser(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--model-profile", "stable-diffusion"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_pinger_names_itself_so_its_quiet_pings_can_be_told_apart():
+    import http.server
+
+    from devserver.server import PINGER_AGENT, Pinger
+
+    agents = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            agents.append((self.path, self.headers["User-Agent"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pinger = Pinger(f"http://127.0.0.1:{server.server_address[1]}", 0.05)
+    pinger.start()
+    try:
+        wait_until(lambda: len(agents) >= 2)
+    finally:
+        pinger.stop()
+        server.shutdown()
+        server.server_close()
+    assert agents[:2] == [("/worker", PINGER_AGENT), ("/checker", PINGER_AGENT)]

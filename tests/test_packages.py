@@ -77,3 +77,94 @@ def test_the_unpacked_start_and_status_see_the_same_task(zips, env, tmp_path):
     seen = run_unpacked(zips["status"], tmp_path / "status",
                         make_event("GET", query={"task_id": task_id}, headers={"X-User-Id": "z"}))
     assert (seen["status"], seen["body"]["status"], seen["body"]["total_steps"]) == (200, "pending", 2)
+
+
+# --- AWS Lambda zips (`make package-lambda`): the dependencies inside, boto3 left to the runtime ---
+
+LAMBDA_ZIP_LIMIT = 8_000_000  # bytes (issue 13: "Lambda zips <= 8 MB without boto3")
+
+
+def test_lambda_requirements_leave_boto3_to_the_runtime_unless_asked():
+    without = package.lambda_requirements(with_boto3=False)
+    assert not [pin for pin in without if pin.lower().startswith("boto")]
+    assert {pin.split("==")[0] for pin in without} == {"psycopg2-binary", "requests", "replicate"}
+    assert [pin for pin in package.lambda_requirements(with_boto3=True) if pin.startswith("boto3==")]
+
+
+def test_make_passes_with_boto3_through():
+    def dry_run(*args):
+        return subprocess.run(["make", "-n", "package-lambda", *args], cwd=package.ROOT, capture_output=True,
+                              text=True, timeout=60).stdout
+    assert "--with-boto3" not in dry_run()
+    assert "--with-dependencies --with-boto3" in dry_run("WITH_BOTO3=1")
+
+
+def test_with_boto3_needs_with_dependencies(capsys):
+    with pytest.raises(SystemExit):
+        package.main(["--with-boto3", "--out", "/nonexistent"])
+    assert "--with-dependencies" in capsys.readouterr().err
+
+
+def test_slim_keeps_versions_and_licenses_and_drops_what_only_pip_reads(tmp_path):
+    info = tmp_path / "demo-1.2.dist-info"
+    (info / "licenses").mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.2\n\n# Demo\n" + "long readme\n" * 500)
+    (info / "RECORD").write_text("demo/__init__.py,,\n")
+    (info / "licenses" / "LICENSE").write_text("MIT")
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "__init__.py").write_text("X = 1\n")
+    (tmp_path / "demo" / "__init__.pyi").write_text("X: int\n")
+    (tmp_path / "demo" / "py.typed").write_text("")
+    package.slim(tmp_path)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["demo-1.2.dist-info/METADATA", "demo-1.2.dist-info/licenses/LICENSE", "demo/__init__.py"]
+    assert (info / "METADATA").read_text() == "Metadata-Version: 2.1\nName: demo\nVersion: 1.2\n"
+
+
+@pytest.fixture(scope="module")
+def lambda_zip(tmp_path_factory):
+    """A Lambda zip for this interpreter's Python, so it can run here (the default is the runtime's 3.12)."""
+    dependencies = tmp_path_factory.mktemp("lambda-deps")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        package.install_dependencies(dependencies, version)
+    except subprocess.CalledProcessError as error:
+        pytest.skip(f"pip could not fetch the manylinux wheels (no package index reachable): {error}")
+    return package.build("status", tmp_path_factory.mktemp("lambda-dist"), dependencies)
+
+
+def test_lambda_zip_is_under_8_mb_without_boto3(lambda_zip):
+    names = zipfile.ZipFile(lambda_zip).namelist()
+    tops = {name.split("/", 1)[0] for name in names}
+    assert {"psycopg2", "replicate", "requests", "httpx", "shared"} <= tops
+    assert not {top for top in tops if top.startswith(("boto3", "botocore", "s3transfer"))}
+    assert not [name for name in names if name.endswith("__mypyc.so") or "/md.cpython" in name]
+    assert lambda_zip.stat().st_size <= LAMBDA_ZIP_LIMIT, lambda_zip.stat().st_size
+
+
+RUN_ISOLATED = """
+import importlib.metadata, json, sys
+import index, psycopg2, replicate, requests, shared
+event = json.loads(sys.argv[1])
+response = index.handler(event, None)
+print(json.dumps({"paths": [m.__file__ for m in (shared, psycopg2, replicate, requests)],
+                  "replicate_version": importlib.metadata.version("replicate"),
+                  "status": response["statusCode"], "body": json.loads(response["body"])}))
+"""
+
+
+def test_an_unpacked_lambda_zip_runs_on_its_own_dependencies(lambda_zip, env, tmp_path):
+    """-S: no site-packages at all, so every import comes from inside the zip."""
+    from tests.conftest import make_event
+
+    with zipfile.ZipFile(lambda_zip) as archive:
+        archive.extractall(tmp_path)
+    event = make_event("GET", query={"task_id": "00000000-0000-4000-8000-000000000000"}, headers={"X-User-Id": "l"})
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-S", "-c", RUN_ISOLATED, json.dumps(event)], cwd=tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(path.startswith(str(tmp_path)) for path in seen["paths"]), seen["paths"]
+    assert f"replicate=={seen['replicate_version']}" in package.lambda_requirements(with_boto3=False)
+    assert (seen["status"], seen["body"]["code"]) == (404, "task_not_found"), seen["body"]

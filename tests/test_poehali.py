@@ -5,6 +5,9 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
 
 from deploy import poehali
 from tests.conftest import look, make_event
@@ -47,6 +50,87 @@ def test_web_config_says_which_url_is_missing(tmp_path):
     result = subprocess.run([sys.executable, "-m", "deploy.poehali", "web-config", str(tmp_path / "func2url.json")],
                             cwd=poehali.ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "replicate-async-status" in result.stderr
+
+
+# --- tests.json: the original functions' own platform test cases (and ours) against the port ---
+
+ORIGINAL = json.loads(poehali.ORIGINAL_TESTS.read_text(encoding="utf-8"))
+CONTINUE_404 = ("The seed's ids are TEXT: an id that is not one of ours is simply not found (404). The port "
+                "answers 400 invalid_task_id today; another helper changes that (issue 10 item 9).")
+
+
+def platform_cases():
+    for name in poehali.SEED_NAMES.values():
+        for index, case in enumerate(poehali.platform_tests(name)["tests"]):
+            marks = []
+            if name == "replicate-continue" and case.get("body") == {"task_id": "test-task-123"}:
+                marks.append(pytest.mark.xfail(reason=CONTINUE_404, strict=False))
+            yield pytest.param(name, index, marks=marks, id=f"{name}:{case['name']}")
+
+
+def body_mismatches(expected, actual) -> list[str]:
+    """The platform's "partial" matcher: every expected key present; "string" stands for any string."""
+    if not isinstance(actual, dict):
+        return [f"the body is not an object: {actual!r}"]
+    wrong = []
+    for key, want in expected.items():
+        if key not in actual:
+            wrong.append(f"{key} missing")
+        elif want == "string" and not isinstance(actual[key], str):
+            wrong.append(f"{key}: {actual[key]!r} is not a string")
+        elif want != "string" and actual[key] != want:
+            wrong.append(f"{key}: {actual[key]!r} != {want!r}")
+    return wrong
+
+
+def test_the_partial_matcher_catches_a_missing_key_a_wrong_type_and_a_wrong_value():
+    expected = {"error": "string", "status": "pending", "task_id": "string"}
+    assert body_mismatches(expected, {"error": "x", "status": "pending", "task_id": "t"}) == []
+    assert body_mismatches(expected, {"error": 1, "status": "failed"}) == [
+        "error: 1 is not a string", "status: 'failed' != 'pending'", "task_id missing"]
+    assert body_mismatches(expected, []) == ["the body is not an object: []"]
+
+
+RUN_CASE = """
+import json, sys
+import index
+response = index.handler(json.loads(sys.argv[1]), None)
+print(json.dumps({"status": response["statusCode"], "body": response.get("body") or ""}))
+"""
+
+
+def test_tests_json_holds_the_original_cases_unchanged_then_ours(tmp_path):
+    poehali.export(tmp_path)
+    for name in poehali.SEED_NAMES.values():
+        written = json.loads((tmp_path / "backend" / name / "tests.json").read_text(encoding="utf-8"))["tests"]
+        original = ORIGINAL[name]["tests"]
+        assert written[:len(original)] == original
+        assert len(written) > len(original) and all(case["name"].startswith("port: ") for case in written[len(original):])
+    continue_cases = ORIGINAL["replicate-continue"]["tests"]
+    assert [(c["body"], c["expectedStatus"]) for c in continue_cases] == [({"task_id": "test-task-123"}, 404)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("poehali")
+    poehali.export(out)
+    return out / "backend"
+
+
+@pytest.mark.parametrize("name,index", list(platform_cases()))
+def test_each_exported_function_passes_its_tests_json(exported, env, name, index):
+    case = json.loads((exported / name / "tests.json").read_text(encoding="utf-8"))["tests"][index]
+    url = urlsplit(case.get("path", "/"))
+    event = make_event(case["method"], body=case.get("body"), headers=case.get("headers"),
+                       query=dict(parse_qsl(url.query)) or None)
+    result = subprocess.run([sys.executable, "-c", RUN_CASE, json.dumps(event)], cwd=exported / name,
+                            capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    body = json.loads(answer["body"]) if answer["body"] else {}
+    assert answer["status"] == case["expectedStatus"], body
+    assert body_mismatches(case.get("expectedBody", {}), body) == []
 
 
 def test_history_env_points_the_completion_webhook_at_the_sites_history_function(tmp_path):
