@@ -1,53 +1,137 @@
 "use strict";
 // The try-on page: pick a photo and garments, create the look, then walk it step by step.
-// Talks to the start, status and continue functions named in config.js.
+// Talks to the start, status and continue functions named in config.js. Fields added by newer
+// backends (error_code, progress, my looks, share links) are used when present and not required.
 
 (() => {
   const config = window.TRYON_CONFIG;
   const MAX_SIDE = 1024;        // uploads are downscaled in the browser, as the original frontend did
-  const RUNNING = new Set(["pending", "processing"]);
+  const BEFORE_SIDE = 512;      // the person photo kept in this browser for the compare slider
+  const THUMB_SIDE = 160;       // garment thumbnails kept to show a resumed look's form
+  const LOCAL_LOOKS = 20;       // looks remembered in this browser (a backend without ?mine=true)
+
+  // Every task status the page knows, and what it means here. Nothing else names a status.
+  // running: poll and show progress; stepRuns: a prediction is at work; open: leaving asks first;
+  // failure: show why; result: the look is done and result_url is its image.
+  const STATES = {
+    pending:          { text: "queued",     badge: "badgeQueued",  running: true,  open: true },
+    processing:       { text: "generating", badge: "badgeRunning", running: true,  open: true, stepRuns: true },
+    waiting_continue: { text: "ready",      badge: "badgeReady",   running: false, open: true },
+    failed:           { text: "failed",     badge: "badgeFailed",  running: false, open: true, failure: true },
+    completed:        { text: "completed",  badge: "badgeDone",    running: false, open: false, result: true },
+  };
+  const UNKNOWN_STATE = { text: "progress", badge: "badgeRunning", running: false, open: true };
+  const stateOf = (status) => STATES[status] || UNKNOWN_STATE;
 
   const TEXT = {
     ru: {
       title: "Виртуальная примерка",
       lead: "Загрузите своё фото и вещи — мы примерим их по очереди, а вы решаете после каждого шага.",
       yourPhoto: "Ваше фото", garments: "Вещи", noPhoto: "Нет фото", chooseFile: "Выбрать файл",
-      orUrl: "или ссылка https://…", description: "Описание (необязательно)", remove: "Убрать",
+      orUrl: "Или ссылка на картинку (https://)", description: "Описание (необязательно)", category: "Категория",
       upper_body: "Верх", lower_body: "Низ", dresses: "Платье",
+      personName: "ваше фото", garmentName: "вещь {i}", fileFor: "Выбрать файл: {name}", urlFor: "Ссылка на картинку: {name}",
+      categoryFor: "Категория: {name}", descriptionFor: "Описание: {name}", removeFor: "Убрать {name}",
       addGarment: "Добавить вещь", start: "Создать образ", idle: "Здесь появится ваш образ",
       queued: "В очереди…", progress: "Шаг {k} из {n}", generating: "Шаг {k} из {n}: примеряем…",
       ready: "Шаг {k} из {n} готов!", completed: "Готово! Образ собран ({k} из {n})",
       failed: "Шаг {k} из {n} не получился", continue: "Продолжить (шаг {k}/{n})",
       finish: "Завершить здесь", retry: "Повторить", download: "Скачать", cancel: "Отменить",
-      newLook: "Новый образ", steps: "Шаги", stepLabel: "Шаг {k}",
+      newLook: "Новый образ", steps: "Шаги", stepLabel: "Шаг {k}", openStep: "Шаг {k}: открыть целиком",
+      stepOf: "Шаг {k} из {n}", close: "Закрыть", compare: "Сравнить с исходным фото",
+      modelSaid: "Что ответила модель", share: "Поделиться", unshare: "Закрыть доступ",
+      shareCopied: "Ссылка скопирована — отправьте её кому хотите:", shareCopy: "Скопируйте ссылку:",
+      unshared: "Доступ по ссылке закрыт.", shareUnsupported: "Поделиться этим образом пока нельзя.",
+      sharedTitle: "С вами поделились образом", shareGone: "Эта ссылка больше не действует.",
+      estimate: "Весь образ займёт около {time}.", left: "Осталось около {time}", almost: "Почти готово…",
+      seconds: "{n} с", minutes: "{n} мин",
+      lockedNote: "Этот образ уже создан. Чтобы собрать другой, нажмите «Новый образ».",
+      foreignNote: "Фото этого образа остались в браузере, где его создали.",
+      confirmLeave: "Этот образ ещё не завершён. Он останется в «Мои образы», и к нему можно вернуться. Начать новый?",
+      confirmYes: "Начать новый образ", stay: "Остаться",
+      myLooks: "Мои образы", open: "Открыть", opened: "Открыт", lookOf: "Образ: шаг {k} из {n}", more: "Показать ещё",
+      lookFinish: "Завершить", lookCancel: "Отменить",
+      badgeQueued: "в очереди", badgeRunning: "примеряем", badgeReady: "ждёт вас", badgeFailed: "не получился", badgeDone: "готов",
       needPhoto: "Добавьте своё фото.", needGarment: "Добавьте хотя бы одну вещь.",
-      badUrl: "Ссылка должна начинаться с https://", notImage: "Этот файл не похож на изображение (PNG, JPEG или WebP).",
+      badUrl: "Ссылка должна начинаться с https://",
+      urlLogin: "В ссылке есть логин или пароль. Нужна открытая ссылка на картинку — без них.",
+      notImage: "«{file}» не похож на изображение. Подойдут PNG, JPEG или WebP.",
+      heic: "Формат HEIC не поддерживается — сохраните «{file}» как JPEG (на iPhone: Настройки → Камера → Форматы → «Наиболее совместимый»).",
+      tooSmall: "Картинка слишком маленькая: {w}×{h} пикселей. Нужно не меньше {min} пикселей по каждой стороне.",
       network: "Нет связи с сервером. Пробуем ещё раз…", tooMany: "Можно добавить не больше {n} вещей.",
-      lost: "Эта примерка не найдена. Начните новый образ.",
-      reason: "Причина: ",
+      lost: "Эта примерка не найдена: её могли создать в другом браузере (показать образ другому можно кнопкой «Поделиться»). Начните новый образ.",
     },
     en: {
       title: "Virtual try-on",
       lead: "Upload your photo and the garments: we try them on one at a time, and you decide after each step.",
       yourPhoto: "Your photo", garments: "Garments", noPhoto: "No photo", chooseFile: "Choose file",
-      orUrl: "or a link https://…", description: "Description (optional)", remove: "Remove",
+      orUrl: "Or a link to a picture (https://)", description: "Description (optional)", category: "Category",
       upper_body: "Top", lower_body: "Bottom", dresses: "Dress",
+      personName: "your photo", garmentName: "garment {i}", fileFor: "Choose file: {name}", urlFor: "Link to a picture: {name}",
+      categoryFor: "Category: {name}", descriptionFor: "Description: {name}", removeFor: "Remove {name}",
       addGarment: "Add garment", start: "Create look", idle: "Your look will appear here",
       queued: "Queued…", progress: "Step {k} of {n}", generating: "Step {k} of {n}: trying on…",
       ready: "Step {k} of {n} is ready!", completed: "Done! Your look is ready ({k} of {n})",
       failed: "Step {k} of {n} did not work out", continue: "Continue (step {k}/{n})",
       finish: "Finish here", retry: "Retry", download: "Download", cancel: "Cancel",
-      newLook: "New look", steps: "Steps", stepLabel: "Step {k}",
+      newLook: "New look", steps: "Steps", stepLabel: "Step {k}", openStep: "Step {k}: open full size",
+      stepOf: "Step {k} of {n}", close: "Close", compare: "Compare with the original photo",
+      modelSaid: "What the model said", share: "Share", unshare: "Stop sharing",
+      shareCopied: "Link copied: send it to anyone you like:", shareCopy: "Copy the link:",
+      unshared: "The link no longer works.", shareUnsupported: "This look cannot be shared yet.",
+      sharedTitle: "A look shared with you", shareGone: "This link no longer works.",
+      estimate: "The whole look takes about {time}.", left: "About {time} left", almost: "Almost there…",
+      seconds: "{n} s", minutes: "{n} min",
+      lockedNote: "This look is created. To make another one, press “New look”.",
+      foreignNote: "The photos of this look stayed in the browser that created it.",
+      confirmLeave: "This look is not finished. It stays in “My looks” and you can come back to it. Start a new one?",
+      confirmYes: "Start a new look", stay: "Stay",
+      myLooks: "My looks", open: "Open", opened: "Open now", lookOf: "Look: step {k} of {n}", more: "Show more",
+      lookFinish: "Finish", lookCancel: "Cancel",
+      badgeQueued: "queued", badgeRunning: "trying on", badgeReady: "waiting for you", badgeFailed: "did not work out", badgeDone: "done",
       needPhoto: "Add your photo.", needGarment: "Add at least one garment.",
-      badUrl: "The link must start with https://", notImage: "This file does not look like an image (PNG, JPEG or WebP).",
+      badUrl: "The link must start with https://",
+      urlLogin: "The link has a login or password in it. Use a public link to the picture, without them.",
+      notImage: "“{file}” does not look like an image. PNG, JPEG or WebP will do.",
+      heic: "HEIC is not supported: save “{file}” as JPEG.",
+      tooSmall: "The picture is too small: {w}×{h} pixels. It needs at least {min} pixels on each side.",
       network: "Cannot reach the server. Trying again…", tooMany: "At most {n} garments can be added.",
-      lost: "This try-on was not found. Start a new look.",
-      reason: "",
+      lost: "This try-on was not found: it may have been made in another browser (to show a look to someone, use “Share”). Start a new look.",
     },
   };
+  // A failed step's error_code, as a sentence naming the page's own Retry button.
+  const FAILURES = {
+    ru: {
+      model_failed: "Модель не смогла примерить вещь на шаге {k}. Нажмите «{retry}» — часто со второго раза получается.",
+      canceled_by_user: "Вы отменили этот шаг.",
+      step_timeout: "Шаг {k} шёл слишком долго и был остановлен. Нажмите «{retry}», чтобы запустить его снова.",
+      output_removed: "Картинка шага {k} пропала, прежде чем мы её сохранили. Нажмите «{retry}».",
+      prediction_lost: "Сервис примерки потерял шаг {k}. Нажмите «{retry}», чтобы запустить его снова.",
+      replicate_rejected: "Сервис примерки не принял шаг {k}. Нажмите «{retry}» чуть позже или попробуйте другое фото.",
+      other: "Шаг {k} не получился. Нажмите «{retry}», чтобы попробовать ещё раз.",
+    },
+    en: {
+      model_failed: "The try-on model could not finish step {k}. Press “{retry}”: it often works the second time.",
+      canceled_by_user: "You canceled this step.",
+      step_timeout: "Step {k} took too long and was stopped. Press “{retry}” to run it again.",
+      output_removed: "The image of step {k} was gone before we could save it. Press “{retry}”.",
+      prediction_lost: "The try-on service lost step {k}. Press “{retry}” to run it again.",
+      replicate_rejected: "The try-on service did not accept step {k}. Press “{retry}” a little later or try another photo.",
+      other: "Step {k} did not work out. Press “{retry}” to try again.",
+    },
+  };
+  // A backend without error_code: its English sentences, matched to a code (and the model's words).
+  const FAILURE_SENTENCES = [
+    [/^canceled by user$/i, "canceled_by_user"],
+    [/could not finish step \d+: (.+?)\. Press Retry/i, "model_failed"],
+    [/could not finish step \d+/i, "model_failed"],
+    [/took longer than/i, "step_timeout"],
+    [/no longer has the prediction/i, "prediction_lost"],
+    [/deleted the image/i, "output_removed"],
+  ];
   // The API's error codes are stable; its sentences are English. Russian for the ones a shopper meets.
   const ERRORS_RU = {
-    invalid_image: "Изображение не подходит: нужен файл PNG, JPEG или WebP до 3 МБ или ссылка https://",
+    invalid_image: "Изображение не подходит: нужен файл PNG, JPEG или WebP до 3 МБ не меньше 256 пикселей по стороне или открытая ссылка https://",
     too_many_garments: "Слишком много вещей для одного образа.",
     payload_too_large: "Фотографии слишком большие. Выберите изображения поменьше.",
     too_many_active_tasks: "У вас уже есть незавершённые образы. Завершите или отмените один, прежде чем начинать новый.",
@@ -56,38 +140,57 @@
     service_busy: "Сервис сейчас очень загружен. Попробуйте через несколько минут.",
     database_unavailable: "Сервис временно недоступен. Попробуйте через минуту.",
     storage_unavailable: "Сервис временно недоступен. Попробуйте через минуту.",
+    replicate_unavailable: "Сервис примерки временно недоступен. Попробуйте через минуту.",
     not_configured: "Сервис временно недоступен. Попробуйте позже.",
     internal_error: "Что-то пошло не так. Попробуйте через минуту.",
     wrong_state: "Состояние образа уже изменилось.",
     task_not_found: "Эта примерка не найдена. Начните новый образ.",
     user_required: "Не удалось определить пользователя. Обновите страницу.",
   };
-  const MESSAGES_RU = { "canceled by user": "Вы отменили этот шаг." };
+
   const params = new URLSearchParams(location.search);
   const lang = params.get("lang") === "en" ? "en" : "ru";
-  const t = (key, vars = {}) => (TEXT[lang][key] || key).replace(/\{(\w+)\}/g, (_, name) => vars[name] ?? "");
+  const fill = (text, vars) => text.replace(/\{(\w+)\}/g, (_, name) => vars[name] ?? "");
+  const t = (key, vars = {}) => fill(TEXT[lang][key] || key, vars);
 
   const $ = (id) => document.getElementById(id);
   const ui = {
-    compose: $("compose"), personFile: $("person-file"), personUrl: $("person-url"), personPreview: $("person-preview"),
-    garments: $("garments"), addGarment: $("add-garment"), start: $("start"), progress: $("progress"),
-    image: $("step-image"), spinner: $("spinner"), spinnerText: $("spinner-text"), placeholder: $("placeholder"),
-    error: $("error"), continue: $("continue"), finish: $("finish"), retry: $("retry"), download: $("download"),
-    cancel: $("cancel"), newLook: $("new-look"), steps: $("steps"),
+    layout: $("layout"), compose: $("compose"), lockedNote: $("locked-note"),
+    garments: $("garments"), addGarment: $("add-garment"), start: $("start"),
+    progress: $("progress"), estimate: $("estimate"), barWrap: $("bar-wrap"), bar: $("step-progress"),
+    barFill: $("bar-fill"), eta: $("eta"), image: $("step-image"), before: $("before-image"),
+    spinner: $("spinner"), placeholder: $("placeholder"), compareWrap: $("compare-wrap"), compare: $("compare"),
+    error: $("error"), errorText: $("error-text"), errorMore: $("error-more"), errorDetail: $("error-detail"),
+    continue: $("continue"), finish: $("finish"), retry: $("retry"), download: $("download"),
+    share: $("share"), cancel: $("cancel"), newLook: $("new-look"),
+    shareBox: $("share-box"), shareNote: $("share-note"), shareUrl: $("share-url"), unshare: $("unshare"),
+    stepsTitle: $("steps-title"), steps: $("steps"), looksCard: $("looks-card"), looks: $("looks"),
+    announce: $("announce"), confirm: $("confirm-dialog"), confirmText: $("confirm-text"),
+    confirmYes: $("confirm-yes"), confirmNo: $("confirm-no"),
+    viewer: $("viewer"), viewerTitle: $("viewer-title"), viewerImage: $("viewer-image"),
+    viewerDownload: $("viewer-download"), viewerClose: $("viewer-close"),
   };
+  const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
 
   // --- language --------------------------------------------------------------------------------
 
   function translate(root) {
     root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
-    root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
-    root.querySelectorAll("[data-i18n-title]").forEach((el) => { el.title = el.ariaLabel = t(el.dataset.i18nTitle); });
   }
   document.documentElement.lang = lang;
   document.title = t("title");
   translate(document);
 
-  // --- who is this -----------------------------------------------------------------------------
+  // --- what this browser remembers -------------------------------------------------------------
+
+  const store = {
+    get(key, fallback = null) {
+      try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch (error) { return fallback; }
+    },
+    set(key, value) {
+      try { localStorage.setItem(key, JSON.stringify(value)); } catch (error) { /* full: the page works without it */ }
+    },
+  };
 
   function userId() {
     let id = localStorage.getItem("tryon.user");
@@ -98,26 +201,128 @@
     return id;
   }
 
+  // Looks made in this browser: the photos shown in a resumed look's form and the compare slider.
+  function rememberLook(id, data) {
+    const ids = [id, ...store.get("tryon.looks", []).filter((other) => other !== id)];
+    for (const dropped of ids.splice(LOCAL_LOOKS)) localStorage.removeItem(`tryon.look.${dropped}`);
+    store.set("tryon.looks", ids);
+    store.set(`tryon.look.${id}`, data);
+  }
+  const lookData = (id) => (id ? store.get(`tryon.look.${id}`) : null);
+
   // --- picking images --------------------------------------------------------------------------
 
-  const picks = new Map();  // picker element -> data URI from a file
+  // One picker per image: the person photo or a garment row. `image` is what gets sent.
+  class Picker {
+    constructor(root, name) {
+      this.root = root;
+      this.name = name;
+      this.file = root.querySelector("input[type=file]");
+      this.url = root.querySelector("input.url");
+      this.preview = root.querySelector(".preview");
+      this.errorEl = root.querySelector(".picker-error");
+      this.dataUri = null;
+      this.problem = null;
+      this.file.addEventListener("change", () => this.pickFile());
+      this.url.addEventListener("input", () => this.typeUrl(false));
+      this.url.addEventListener("change", () => this.typeUrl(true));
+    }
+
+    label(name) {
+      this.name = name;
+      this.file.setAttribute("aria-label", t("fileFor", { name }));
+      this.url.setAttribute("aria-label", t("urlFor", { name }));
+    }
+
+    get image() { return this.dataUri || this.url.value.trim() || null; }
+
+    async pickFile() {
+      const file = this.file.files[0];
+      if (!file) return;
+      submission = null;
+      this.url.value = "";
+      try {
+        const { dataUri, before } = await prepareUpload(file);
+        this.dataUri = dataUri;
+        this.before = before;
+        this.setProblem(null);
+        showPreview(this.preview, dataUri);
+      } catch (error) {
+        this.dataUri = null;
+        this.file.value = "";
+        showPreview(this.preview, null);
+        this.setProblem(error.message, true);
+      }
+      refreshStart();
+    }
+
+    typeUrl(committed) {
+      submission = null;
+      const value = this.url.value.trim();
+      if (value) {
+        this.dataUri = null;
+        this.before = value;
+        this.file.value = "";
+      }
+      const problem = value ? urlProblem(value) : null;
+      // While typing only clear an old complaint; a finished link gets checked and shown.
+      if (!problem || committed) this.setProblem(problem, committed);
+      showPreview(this.preview, value && !problem ? value : null, (img) => {
+        const small = sizeProblem(img);
+        if (small && this.url.value.trim() === value) this.setProblem(small, true);
+      });
+      refreshStart();
+    }
+
+    setProblem(message, reveal = false) {
+      this.problem = message;
+      this.errorEl.textContent = message || "";
+      this.errorEl.hidden = !message;
+      this.root.classList.toggle("invalid", Boolean(message));
+      if (message && reveal) this.errorEl.scrollIntoView({ block: "center", behavior: "smooth" });
+    }
+
+    clear() {
+      this.dataUri = null;
+      this.before = null;
+      this.file.value = "";
+      this.url.value = "";
+      this.setProblem(null);
+      showPreview(this.preview, null);
+    }
+  }
 
   function readAsImage(file) {
     return new Promise((resolve, reject) => {
       const url = URL.createObjectURL(file);
       const img = new Image();
       img.onload = () => { URL.revokeObjectURL(url); resolve(img); };
-      img.onerror = () => { URL.revokeObjectURL(url); reject(new Error(t("notImage"))); };
+      img.onerror = () => { URL.revokeObjectURL(url); reject(new Error(t("notImage", { file: file.name }))); };
       img.src = url;
     });
   }
 
-  async function downscale(file) {
-    const img = await readAsImage(file);
-    const scale = Math.min(1, MAX_SIDE / Math.max(img.naturalWidth, img.naturalHeight));
+  function sizeProblem(img) {
+    const min = config.minImageSide;
+    return Math.min(img.naturalWidth, img.naturalHeight) < min
+      ? t("tooSmall", { w: img.naturalWidth, h: img.naturalHeight, min }) : null;
+  }
+
+  function urlProblem(value) {
+    let url;
+    try { url = new URL(value); } catch (error) { return t("badUrl"); }
+    if (url.protocol !== "https:") return t("badUrl");
+    if (url.username || url.password) return t("urlLogin");
+    return null;
+  }
+
+  function toJpeg(img, longest, shortest = 0) {
+    const { naturalWidth: w, naturalHeight: h } = img;
+    // Downscale to `longest`, but never below `shortest` on the short side (a long narrow photo).
+    const scale = Math.min(1, Math.max(longest / Math.max(w, h), shortest / Math.min(w, h)));
     const canvas = document.createElement("canvas");
-    canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
-    canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
+    canvas.width = Math.max(1, Math.round(w * scale));
+    canvas.height = Math.max(1, Math.round(h * scale));
     const ctx = canvas.getContext("2d");
     ctx.fillStyle = "#fff";  // transparent garment photos become white-backed, not black
     ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -125,88 +330,90 @@
     return canvas.toDataURL("image/jpeg", 0.9);
   }
 
-  function showPreview(preview, src) {
-    preview.replaceChildren();
+  async function prepareUpload(file) {
+    if (/heic|heif/i.test(file.type) || /\.(heic|heif)$/i.test(file.name)) throw new Error(t("heic", { file: file.name }));
+    const img = await readAsImage(file);
+    const small = sizeProblem(img);
+    if (small) throw new Error(small);
+    return { dataUri: toJpeg(img, MAX_SIDE, config.minImageSide), before: toJpeg(img, BEFORE_SIDE) };
+  }
+
+  function showPreview(preview, src, onload) {
+    const img = new Image();
+    img.alt = "";
     if (src) {
-      const img = new Image();
-      img.alt = "";
+      if (onload) img.onload = () => onload(img);
       img.src = src;
-      preview.append(img);
+      preview.replaceChildren(img);
     } else {
       const span = document.createElement("span");
       span.textContent = t("noPhoto");
-      preview.append(span);
+      preview.replaceChildren(span);
     }
   }
 
-  function wirePicker(picker, fileInput, urlInput, preview) {
-    fileInput.addEventListener("change", async () => {
-      const file = fileInput.files[0];
-      if (!file) return;
-      try {
-        const dataUri = await downscale(file);
-        picks.set(picker, dataUri);
-        urlInput.value = "";
-        showPreview(preview, dataUri);
-        showError("");
-      } catch (error) {
-        picks.delete(picker);
-        fileInput.value = "";
-        showPreview(preview, null);
-        showError(error.message);
-      }
-      refreshStart();
-    });
-    urlInput.addEventListener("input", () => {
-      if (urlInput.value.trim()) {
-        picks.delete(picker);
-        fileInput.value = "";
-        showPreview(preview, /^https:\/\//.test(urlInput.value.trim()) ? urlInput.value.trim() : null);
-      }
-      refreshStart();
-    });
-  }
-
-  function imageOf(picker, urlInput) {
-    return picks.get(picker) || urlInput.value.trim() || null;
-  }
+  const person = new Picker($("person-picker"), t("personName"));
+  person.label(t("personName"));
+  const garmentPickers = [];
+  let rowIds = 0;
 
   function addGarmentRow() {
-    if (ui.garments.children.length >= config.maxGarments) {
-      showError(t("tooMany", { n: config.maxGarments }));
-      return;
-    }
-    const row = document.getElementById("garment-row").content.firstElementChild.cloneNode(true);
+    if (garmentPickers.length >= config.maxGarments) return;
+    const row = $("garment-row").content.firstElementChild.cloneNode(true);
     translate(row);
-    wirePicker(row, row.querySelector("input[type=file]"), row.querySelector("input.url"), row.querySelector(".preview"));
+    const id = `g${++rowIds}`;
+    for (const [selector, suffix] of [["input.url", "url"], ["select.category", "category"], ["input.description", "description"]]) {
+      row.querySelector(selector).id = `${id}-${suffix}`;
+      row.querySelector(`.${suffix}-label`).htmlFor = `${id}-${suffix}`;
+    }
+    row.querySelector(".picker-error").id = `${id}-error`;
+    row.querySelectorAll("input").forEach((input) => input.setAttribute("aria-describedby", `${id}-error`));
+    const picker = new Picker(row, "");
     row.querySelector(".remove").addEventListener("click", () => {
-      if (ui.garments.children.length > 1) {
-        picks.delete(row);
-        row.remove();
-        refreshStart();
-      }
+      if (garmentPickers.length < 2) return;
+      garmentPickers.splice(garmentPickers.indexOf(picker), 1);
+      row.remove();
+      submission = null;
+      nameGarments();
+      refreshStart();
     });
+    row.querySelector("input.description").addEventListener("input", () => { submission = null; });
+    row.querySelector("select.category").addEventListener("change", () => { submission = null; });
+    garmentPickers.push(picker);
     ui.garments.append(row);
+    nameGarments();
     refreshStart();
+    return picker;
+  }
+
+  // Screen readers hear which picker a control belongs to: "Choose file: garment 2".
+  function nameGarments() {
+    garmentPickers.forEach((picker, index) => {
+      const name = t("garmentName", { i: index + 1 });
+      picker.label(name);
+      picker.root.querySelector("select.category").setAttribute("aria-label", t("categoryFor", { name }));
+      picker.root.querySelector("input.description").setAttribute("aria-label", t("descriptionFor", { name }));
+      const remove = picker.root.querySelector(".remove");
+      remove.setAttribute("aria-label", t("removeFor", { name }));
+      remove.title = t("removeFor", { name });
+      remove.hidden = garmentPickers.length < 2;
+    });
   }
 
   function gatherLook() {
-    const person = imageOf(ui.compose, ui.personUrl);
-    const garments = [...ui.garments.children].map((row) => {
-      const image = imageOf(row, row.querySelector("input.url"));
-      if (!image) return null;
-      const garment = { image, category: row.querySelector("select.category").value };
-      const description = row.querySelector("input.description").value.trim();
+    const garments = garmentPickers.filter((picker) => picker.image).map((picker) => {
+      const garment = { image: picker.image, category: picker.root.querySelector("select.category").value };
+      const description = picker.root.querySelector("input.description").value.trim();
       if (description) garment.description = description;
       return garment;
-    }).filter(Boolean);
-    return { person, garments };
+    });
+    return { person: person.image, garments };
   }
 
   function refreshStart() {
-    const { person, garments } = gatherLook();
-    ui.start.disabled = busy || !person || garments.length === 0;
-    ui.addGarment.disabled = ui.garments.children.length >= config.maxGarments;
+    const { person: photo, garments } = gatherLook();
+    ui.start.disabled = busy || Boolean(taskId) || shareToken !== null || !photo || garments.length === 0;
+    ui.addGarment.disabled = Boolean(taskId) || garmentPickers.length >= config.maxGarments;
   }
 
   // --- talking to the functions ----------------------------------------------------------------
@@ -234,12 +441,18 @@
     return body;
   }
 
-  // --- the task --------------------------------------------------------------------------------
+  const statusUrl = (query) => `${config.status}${config.status.includes("?") ? "&" : "?"}${new URLSearchParams(query)}`;
+  const post = (body) => call(config.continue, { method: "POST", body: JSON.stringify(body) });
+
+  // --- the look on screen ----------------------------------------------------------------------
 
   let taskId = null;
+  let shareToken = null;    // a read-only look opened from a share link
   let busy = false;         // a button's request is in flight: no second click goes out
+  let submission = null;    // {key}: one Idempotency-Key per submitted form, reused if sent again
   let pollTimer = null;
   let lastView = null;
+  let announced = null;
 
   function remember(id) {
     taskId = id;
@@ -254,15 +467,17 @@
     history.replaceState(null, "", url);
   }
 
-  function showError(message) {
-    ui.error.textContent = message || "";
+  function showError(message, detail = null) {
+    setText(ui.errorText, message || "");
     ui.error.hidden = !message;
+    setText(ui.errorDetail, detail || "");
+    ui.errorMore.hidden = !detail;
   }
 
   function setBusy(value) {
     busy = value;
-    for (const button of [ui.continue, ui.finish, ui.retry, ui.cancel, ui.start]) button.disabled = value;
-    if (!value) refreshStart();
+    for (const button of [ui.continue, ui.finish, ui.retry, ui.cancel, ui.share]) button.disabled = value;
+    refreshStart();
   }
 
   async function act(action) {
@@ -270,54 +485,78 @@
     setBusy(true);
     showError("");
     try {
-      render(await call(config.continue, { method: "POST", body: JSON.stringify({ task_id: taskId, action }) }));
+      render(await post({ task_id: taskId, action }));
     } catch (error) {
       showError(error.message);
       if (error.body && error.body.status) await refresh();
     } finally {
       setBusy(false);
       schedulePoll();
+      loadLooks();
     }
   }
 
   async function start() {
-    if (busy) return;
-    const { person, garments } = gatherLook();
-    if (!person) return showError(t("needPhoto"));
-    if (!garments.length) return showError(t("needGarment"));
-    for (const image of [person, ...garments.map((g) => g.image)]) {
-      if (!image.startsWith("data:") && !image.startsWith("https://")) return showError(t("badUrl"));
+    if (busy || taskId) return;
+    const { person: photo, garments } = gatherLook();
+    const invalid = [person, ...garmentPickers].find((picker) => picker.problem);
+    if (invalid) return invalid.setProblem(invalid.problem, true);
+    if (!photo) return person.setProblem(t("needPhoto"), true);
+    if (!garments.length) return garmentPickers[0].setProblem(t("needGarment"), true);
+    for (const picker of [person, ...garmentPickers]) {
+      const problem = picker.image && !picker.image.startsWith("data:") && urlProblem(picker.image);
+      if (problem) return picker.setProblem(problem, true);
     }
+    submission = submission || { key: crypto.randomUUID() };
     setBusy(true);
     showError("");
     try {
       const created = await call(config.start, {
         method: "POST",
-        headers: { "Idempotency-Key": crypto.randomUUID() },
-        body: JSON.stringify({ person_image: person, garments }),
+        headers: { "Idempotency-Key": submission.key },
+        body: JSON.stringify({ person_image: photo, garments }),
+      });
+      submission = null;
+      rememberLook(created.task_id, {
+        before: person.before,
+        garments: garmentPickers.filter((p) => p.image).map((p) => ({
+          image: p.dataUri ? thumbnailOf(p.preview) : p.image,
+          category: p.root.querySelector("select.category").value,
+          description: p.root.querySelector("input.description").value.trim(),
+        })),
+        estimate: created.estimated_time_seconds ?? null,
+        total: created.total_steps,
+        started: Date.now(),
       });
       remember(created.task_id);
-      render({ status: created.status, current_step: 0, total_steps: created.total_steps, actions: ["cancel"], steps: [] });
+      render({ task_id: created.task_id, status: created.status, current_step: 0, total_steps: created.total_steps,
+               actions: ["cancel"], steps: [] });
       await refresh();
     } catch (error) {
       showError(error.message);
     } finally {
       setBusy(false);
       schedulePoll();
+      loadLooks();
     }
   }
 
+  function thumbnailOf(preview) {
+    const img = preview.querySelector("img");
+    return img && img.naturalWidth ? toJpeg(img, THUMB_SIDE) : null;
+  }
+
   async function refresh() {
-    if (!taskId) return;
-    const url = `${config.status}${config.status.includes("?") ? "&" : "?"}task_id=${encodeURIComponent(taskId)}&force_check=true`;
+    if (!taskId && shareToken === null) return;
+    const query = shareToken !== null ? { share: shareToken } : { task_id: taskId, force_check: "true" };
     try {
-      render(await call(url));
-      if (ui.error.textContent === t("network")) showError("");
+      render(await call(statusUrl(query)));
+      if (ui.errorText.textContent === t("network")) showError("");
     } catch (error) {
       if (error.status === 404) {
-        remember(null);
-        reset();
-        showError(t("lost"));
+        const gone = shareToken !== null ? t("shareGone") : t("lost");
+        if (shareToken === null) { remember(null); reset(); }
+        showError(gone);
       } else {
         showError(error.message);
       }
@@ -326,85 +565,183 @@
 
   function schedulePoll() {
     clearTimeout(pollTimer);
-    if (taskId && lastView && RUNNING.has(lastView.status)) {
+    if (lastView && stateOf(lastView.status).running && (taskId || shareToken !== null)) {
       pollTimer = setTimeout(async () => { await refresh(); schedulePoll(); }, config.pollSeconds * 1000);
     }
   }
 
-  // --- drawing the task ------------------------------------------------------------------------
+  // --- drawing the look ------------------------------------------------------------------------
 
   function render(view) {
+    const previous = lastView;
     lastView = view;
+    const state = stateOf(view.status);
     const k = view.current_step || 0;
     const n = view.total_steps || 0;
-    const image = view.status === "completed" ? view.result_url : view.intermediate_result;
-    const can = new Set(view.actions || []);
+    const image = state.result ? view.result_url : view.intermediate_result;
+    const can = new Set(shareToken === null ? view.actions || [] : []);
+    const local = lookData(taskId);
 
-    ui.compose.classList.toggle("locked", Boolean(taskId));
-    ui.compose.querySelectorAll("input, select, button").forEach((el) => { el.disabled = Boolean(taskId); });
-    if (!taskId) refreshStart();
+    ui.layout.classList.add("has-look");
+    lockForm(local);
 
-    let text;
-    if (view.status === "pending") text = t("queued");
-    else if (view.status === "processing") text = t("generating", { k, n });
-    else if (view.status === "waiting_continue") text = t("ready", { k, n });
-    else if (view.status === "completed") text = t("completed", { k, n });
-    else if (view.status === "failed") text = t("failed", { k: Math.max(k, 1), n });
-    else text = t("progress", { k, n });
-    ui.progress.textContent = text;
+    const text = t(state.text, { k: state.failure ? Math.max(k, 1) : k, n });
+    setText(ui.progress, shareToken !== null ? `${t("sharedTitle")}: ${text}` : text);
     ui.progress.dataset.status = view.status;
+    announce(`${view.status}:${k}`, text);
+
+    const estimate = local && local.estimate;
+    ui.estimate.hidden = !(estimate && state.running);
+    if (estimate) setText(ui.estimate, t("estimate", { time: duration(estimate) }));
+    renderProgress(view, state, local);
 
     if (image) {
       if (ui.image.getAttribute("src") !== image) ui.image.src = image;
       ui.image.alt = t("stepLabel", { k });
       ui.image.hidden = false;
       ui.placeholder.hidden = true;
-      ui.download.href = image;
-      ui.download.download = `look-step-${k}${extensionOf(image)}`;
+      setDownload(ui.download, image, k);
     } else {
       ui.image.hidden = true;
       ui.image.removeAttribute("src");
-      ui.placeholder.hidden = RUNNING.has(view.status);
+      ui.placeholder.hidden = state.running;
     }
-    ui.spinner.hidden = !RUNNING.has(view.status);
-    ui.spinnerText.textContent = text;
-    ui.image.classList.toggle("dim", RUNNING.has(view.status));
+    ui.spinner.hidden = !state.running;
+    ui.image.classList.toggle("dim", state.running);
+
+    const before = local && local.before;
+    const comparable = Boolean(image && before && !state.running);
+    if (comparable && ui.before.getAttribute("src") !== before) ui.before.src = before;
+    if (!comparable || (previous && previous.task_id !== view.task_id)) ui.compare.value = "0";
+    ui.compareWrap.hidden = !comparable;
+    showBefore();
 
     ui.continue.hidden = !can.has("continue");
-    ui.continue.textContent = t("continue", { k: k + 1, n });
+    setText(ui.continue, t("continue", { k: k + 1, n }));
     ui.finish.hidden = !can.has("finish");
     ui.retry.hidden = !can.has("retry");
     ui.cancel.hidden = !can.has("cancel");
-    ui.download.hidden = !image || RUNNING.has(view.status);
-    ui.newLook.hidden = RUNNING.has(view.status);
-    showServerError(view);
+    ui.download.hidden = !image || state.running;
+    ui.share.hidden = shareToken !== null || !image;
+    ui.newLook.hidden = shareToken !== null;
+    if (previous && previous.task_id !== view.task_id) ui.shareBox.hidden = true;
+    showFailure(view, k);
     renderSteps(view);
   }
 
-  function showServerError(view) {
-    if (view.status === "failed" && view.error_message) {
-      showError(lang === "ru" && MESSAGES_RU[view.error_message] || t("reason") + view.error_message);
+  // Say what changed, once: a screen reader hears "Step 1 of 2 is ready!", not every poll.
+  function announce(key, text) {
+    if (key === announced) return;
+    announced = key;
+    ui.announce.textContent = text;
+  }
+
+  function renderProgress(view, state, local) {
+    ui.barWrap.hidden = !state.running;
+    if (!state.running) return;
+    const { percent, eta } = progressOf(view, local);
+    if (percent === null) {
+      ui.bar.removeAttribute("aria-valuenow");  // indeterminate: queued, or no estimate at all
+      ui.barFill.style.width = "";
+      ui.bar.classList.add("indeterminate");
+    } else {
+      ui.bar.setAttribute("aria-valuenow", String(percent));
+      ui.barFill.style.width = `${percent}%`;
+      ui.bar.classList.remove("indeterminate");
     }
-    else if (ui.error.textContent && ui.error.textContent !== t("network") && view.status !== "failed" && !busy) showError("");
+    ui.bar.setAttribute("aria-label", t("generating", { k: view.current_step || 1, n: view.total_steps || 0 }));
+    const left = eta === null ? "" : eta > 0 ? t("left", { time: duration(eta) }) : t("almost");
+    setText(ui.eta, left);
+    if (left) ui.bar.setAttribute("aria-valuetext", percent === null ? left : `${percent}% · ${left}`);
+    else ui.bar.removeAttribute("aria-valuetext");
+  }
+
+  // The backend's `progress` when it sends one; otherwise a guess from the step's start time and
+  // the estimate the start call gave (per step), capped below 100 until the step is really done.
+  function progressOf(view, local) {
+    const p = view.progress;
+    if (p && typeof p === "object") {
+      const eta = Number.isFinite(p.eta_s) ? Math.max(0, Math.round(p.eta_s)) : null;
+      let percent = Number.isFinite(p.percent) ? p.percent : null;
+      if (percent === null && eta !== null && Number.isFinite(p.elapsed_s) && p.elapsed_s + eta > 0) {
+        percent = (100 * p.elapsed_s) / (p.elapsed_s + eta);
+      }
+      return { percent: percent === null ? null : Math.round(Math.min(100, Math.max(0, percent))), eta };
+    }
+    const step = (view.steps || []).find((s) => s.step === view.current_step);
+    const perStep = local && local.estimate && local.total ? local.estimate / local.total : null;
+    if (!stateOf(view.status).stepRuns || !step || !step.started_at || !perStep) return { percent: null, eta: null };
+    const elapsed = Math.max(0, (Date.now() - Date.parse(step.started_at)) / 1000);
+    return { percent: Math.round(Math.min(95, (100 * elapsed) / perStep)), eta: Math.max(0, Math.round(perStep - elapsed)) };
+  }
+
+  function duration(seconds) {
+    return seconds < 90 ? t("seconds", { n: Math.max(1, Math.round(seconds)) }) : t("minutes", { n: Math.round(seconds / 60) });
+  }
+
+  function showBefore() {
+    const value = Number(ui.compare.value);
+    ui.before.hidden = ui.compareWrap.hidden || value === 0;
+    ui.before.style.clipPath = `inset(0 ${100 - value}% 0 0)`;
+  }
+
+  function showFailure(view, k) {
+    if (!stateOf(view.status).failure || !(view.error_code || view.error_message)) {
+      if (!busy && ui.errorText.textContent !== t("network")) showError("");
+      return;
+    }
+    let code = view.error_code || null;
+    let detail = view.error_detail ?? null;
+    if (!code) {
+      const found = FAILURE_SENTENCES.find(([pattern]) => pattern.test(view.error_message));
+      code = found ? found[1] : null;
+      const words = found && found[0].exec(view.error_message)[1];
+      detail = words || (found ? null : view.error_message);
+    }
+    const sentences = FAILURES[lang];
+    const sentence = fill(sentences[code] || sentences.other, { k: Math.max(k, 1), retry: t("retry") });
+    showError(sentence, detail && detail !== sentence ? detail : null);
   }
 
   function renderSteps(view) {
-    ui.steps.replaceChildren(...(view.steps || []).map((step) => {
+    const steps = view.steps || [];
+    ui.stepsTitle.hidden = steps.length === 0;
+    ui.steps.replaceChildren(...steps.map((step) => {
       const li = document.createElement("li");
       li.className = `step ${step.status}`;
-      li.title = step.garment && step.garment.description ? step.garment.description : t("stepLabel", { k: step.step });
       if (step.image_url) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "step-open";
+        button.dataset.testid = "step-thumb";
+        button.setAttribute("aria-label", t("openStep", { k: step.step }));
         const img = new Image();
         img.src = step.image_url;
-        img.alt = t("stepLabel", { k: step.step });
-        li.append(img);
+        img.alt = "";
+        button.append(img);
+        button.addEventListener("click", () => openViewer(step, view.total_steps));
+        li.append(button);
       } else {
         const span = document.createElement("span");
         span.textContent = step.step;
+        span.setAttribute("aria-label", t("stepLabel", { k: step.step }));
         li.append(span);
       }
       return li;
     }));
+  }
+
+  function openViewer(step, n) {
+    setText(ui.viewerTitle, t("stepOf", { k: step.step, n }));
+    ui.viewerImage.src = step.image_url;
+    ui.viewerImage.alt = t("stepLabel", { k: step.step });
+    setDownload(ui.viewerDownload, step.image_url, step.step);
+    ui.viewer.showModal();
+  }
+
+  function setDownload(link, url, k) {
+    link.href = url;
+    link.download = `look-step-${k}${extensionOf(url)}`;
   }
 
   function extensionOf(url) {
@@ -412,60 +749,322 @@
     return match ? `.${match[1].toLowerCase()}` : ".png";
   }
 
+  // The form of the look on screen: locked, showing what it was made of (when this browser made it).
+  function lockForm(local) {
+    const locked = Boolean(taskId) || shareToken !== null;
+    ui.compose.classList.toggle("locked", locked);
+    ui.compose.hidden = shareToken !== null;
+    ui.compose.querySelectorAll("input, select, button").forEach((el) => { el.disabled = locked; });
+    ui.lockedNote.hidden = !locked;
+    if (!locked) return refreshStart();
+    refreshStart();
+    const known = Boolean(local);
+    setText(ui.lockedNote, known ? t("lockedNote") : `${t("foreignNote")} ${t("lockedNote")}`);
+    ui.compose.classList.toggle("foreign", !known);
+    if (!known || ui.compose.dataset.look === taskId) return;
+    ui.compose.dataset.look = taskId;
+    // Rebuild the pickers from what this browser kept (a reload, or a look opened from My looks).
+    if (!person.dataUri && !person.url.value) showPreview(person.preview, local.before);
+    if (garmentPickers.some((picker) => picker.image)) return;
+    while (garmentPickers.length < local.garments.length) addGarmentRow();
+    local.garments.forEach((garment, index) => {
+      const picker = garmentPickers[index];
+      showPreview(picker.preview, garment.image);
+      picker.root.querySelector("select.category").value = garment.category;
+      picker.root.querySelector("input.description").value = garment.description || "";
+    });
+    ui.compose.querySelectorAll("input, select, button").forEach((el) => { el.disabled = true; });
+  }
+
   function reset() {
     clearTimeout(pollTimer);
     lastView = null;
-    ui.compose.classList.remove("locked");
+    announced = null;
+    delete ui.compose.dataset.look;
+    ui.layout.classList.remove("has-look");
+    ui.compose.classList.remove("locked", "foreign");
+    ui.compose.hidden = false;
+    ui.lockedNote.hidden = true;
     ui.compose.querySelectorAll("input, select, button").forEach((el) => { el.disabled = false; });
-    ui.progress.textContent = t("idle");
+    person.clear();
+    for (const picker of garmentPickers.splice(0)) picker.root.remove();
+    addGarmentRow();
+    submission = null;
+    setText(ui.progress, t("idle"));
     delete ui.progress.dataset.status;
-    ui.image.hidden = true;
-    ui.spinner.hidden = true;
+    for (const el of [ui.image, ui.before, ui.spinner, ui.barWrap, ui.estimate, ui.compareWrap, ui.shareBox, ui.stepsTitle,
+                      ui.continue, ui.finish, ui.retry, ui.cancel, ui.download, ui.share, ui.newLook]) el.hidden = true;
     ui.placeholder.hidden = false;
-    for (const el of [ui.continue, ui.finish, ui.retry, ui.cancel, ui.download, ui.newLook]) el.hidden = true;
     ui.steps.replaceChildren();
     showError("");
     refreshStart();
   }
 
-  // --- wiring ----------------------------------------------------------------------------------
+  // --- leaving a look, and coming back to it ---------------------------------------------------
 
-  wirePicker(ui.compose, ui.personFile, ui.personUrl, ui.personPreview);
-  addGarmentRow();
-  ui.addGarment.addEventListener("click", addGarmentRow);
-  ui.start.addEventListener("click", start);
-  ui.continue.addEventListener("click", () => act("continue"));
-  ui.finish.addEventListener("click", () => act("finish"));
-  ui.retry.addEventListener("click", () => act("retry"));
-  ui.cancel.addEventListener("click", () => act("cancel"));
-  ui.newLook.addEventListener("click", () => { remember(null); reset(); });
-  ui.download.addEventListener("click", async (event) => {
+  function askToLeave() {
+    if (!lastView || !stateOf(lastView.status).open) return Promise.resolve(true);
+    setText(ui.confirmText, t("confirmLeave"));
+    setText(ui.confirmYes, t("confirmYes"));
+    return new Promise((resolve) => {
+      const done = (answer) => {
+        ui.confirm.removeEventListener("close", onClose);
+        if (ui.confirm.open) ui.confirm.close();
+        resolve(answer);
+      };
+      const onClose = () => done(false);  // Escape
+      ui.confirmYes.onclick = () => done(true);
+      ui.confirmNo.onclick = () => done(false);
+      ui.confirm.addEventListener("close", onClose);
+      ui.confirm.showModal();
+      ui.confirmNo.focus();
+    });
+  }
+
+  async function newLook() {
+    if (busy || !(await askToLeave())) return;
+    remember(null);
+    reset();
+    loadLooks();
+    ui.compose.scrollIntoView({ block: "start" });
+  }
+
+  async function openLook(id) {
+    if (id === taskId || busy) return;
+    if (taskId && !(await askToLeave())) return;
+    remember(null);
+    reset();
+    remember(id);
+    await refresh();
+    schedulePoll();
+    renderLooks();
+    ui.progress.scrollIntoView({ block: "start" });
+  }
+
+  // --- my looks --------------------------------------------------------------------------------
+
+  let looks = [];
+  let looksNext = null;
+
+  // GET /status?mine=true when the backend has it; otherwise the looks this browser made.
+  async function loadLooks(cursor = null) {
+    if (shareToken !== null) return;
+    try {
+      const page = await call(statusUrl(cursor ? { mine: "true", cursor } : { mine: "true" }));
+      if (!page || !Array.isArray(page.looks)) throw new ApiError("no looks", 400, page);
+      looks = cursor ? [...looks, ...page.looks] : page.looks;
+      looksNext = page.next || null;
+    } catch (error) {
+      if (error.status !== 400 && error.status !== 404 && error.status !== 405) return;
+      looks = await localLooks();
+      looksNext = null;
+    }
+    renderLooks();
+  }
+
+  async function localLooks() {
+    const ids = store.get("tryon.looks", []);
+    const found = await Promise.all(ids.map((id) => call(statusUrl({ task_id: id })).catch((error) => error)));
+    const kept = [];
+    const items = [];
+    found.forEach((view, index) => {
+      if (view instanceof ApiError) {
+        if (view.status !== 404) kept.push(ids[index]);
+        return;
+      }
+      kept.push(ids[index]);
+      items.push({ task_id: view.task_id, status: view.status, current_step: view.current_step,
+                   total_steps: view.total_steps, thumbnail: view.result_url || view.intermediate_result,
+                   updated_at: view.updated_at, actions: view.actions || [] });
+    });
+    store.set("tryon.looks", kept);
+    return items;
+  }
+
+  function renderLooks() {
+    ui.looksCard.hidden = looks.length === 0;
+    const items = looks.map((look) => {
+      const li = document.createElement("li");
+      li.className = "look-item";
+      li.dataset.testid = "look-item";
+      li.dataset.task = look.task_id;
+      const current = look.task_id === taskId;
+      if (current) li.setAttribute("aria-current", "true");
+      const thumb = document.createElement("div");
+      thumb.className = "look-thumb";
+      const src = look.thumbnail || (lookData(look.task_id) || {}).before;
+      if (src) {
+        const img = new Image();
+        img.src = src;
+        img.alt = "";
+        thumb.append(img);
+      }
+      const about = document.createElement("div");
+      about.className = "look-about";
+      about.id = `look-${look.task_id}`;
+      const title = document.createElement("strong");
+      title.textContent = t("lookOf", { k: look.current_step || 0, n: look.total_steps || 0 });
+      const badge = document.createElement("span");
+      badge.className = `badge ${look.status}`;
+      badge.textContent = t(stateOf(look.status).badge);
+      const when = document.createElement("time");
+      if (look.updated_at) {
+        when.dateTime = look.updated_at;
+        when.textContent = new Date(look.updated_at).toLocaleString(lang === "ru" ? "ru-RU" : "en-GB",
+          { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+      }
+      about.append(title, badge, when);
+      const buttons = document.createElement("div");
+      buttons.className = "look-actions";
+      const open = lookButton(current ? t("opened") : t("open"), about.id, () => openLook(look.task_id));
+      open.dataset.testid = "look-open";
+      open.disabled = current;
+      buttons.append(open);
+      const can = new Set(look.actions || []);
+      if (can.has("finish")) buttons.append(lookButton(t("lookFinish"), about.id, () => actOn(look.task_id, "finish"), "look-finish"));
+      if (can.has("cancel")) buttons.append(lookButton(t("lookCancel"), about.id, () => actOn(look.task_id, "cancel"), "look-cancel"));
+      li.append(thumb, about, buttons);
+      return li;
+    });
+    if (looksNext) {
+      const li = document.createElement("li");
+      li.append(lookButton(t("more"), null, () => loadLooks(looksNext)));
+      items.push(li);
+    }
+    ui.looks.replaceChildren(...items);
+  }
+
+  function lookButton(text, describedBy, onClick, testid) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary small";
+    button.textContent = text;
+    if (describedBy) button.setAttribute("aria-describedby", describedBy);
+    if (testid) button.dataset.testid = testid;
+    button.addEventListener("click", onClick);
+    return button;
+  }
+
+  async function actOn(id, action) {
+    if (id === taskId) return act(action);
+    if (busy) return;
+    setBusy(true);
+    try {
+      await post({ task_id: id, action });
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      setBusy(false);
+      loadLooks();
+    }
+  }
+
+  // --- sharing ---------------------------------------------------------------------------------
+
+  // The backend's share_url carries the token; the link handed out opens this page read-only.
+  function pageLinkFor(shareUrl) {
+    const token = new URL(shareUrl, location.href).searchParams.get("share");
+    if (!token) return shareUrl;
+    const link = new URL(location.pathname, location.href);
+    link.searchParams.set("share", token);
+    if (lang === "en") link.searchParams.set("lang", "en");
+    return link.href;
+  }
+
+  async function share() {
+    if (busy || !taskId) return;
+    setBusy(true);
+    try {
+      const reply = await post({ task_id: taskId, action: "share" });
+      if (!reply || !reply.share_url) throw new ApiError(t("shareUnsupported"), 400, reply);
+      const link = pageLinkFor(reply.share_url);
+      let copied = true;
+      try { await navigator.clipboard.writeText(link); } catch (error) { copied = false; }
+      ui.shareUrl.value = link;
+      setText(ui.shareNote, copied ? t("shareCopied") : t("shareCopy"));
+      ui.unshare.hidden = false;
+      ui.shareBox.hidden = false;
+      if (!copied) ui.shareUrl.select();
+    } catch (error) {
+      showError(error.status === 400 ? t("shareUnsupported") : error.message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function unshare() {
+    if (busy || !taskId) return;
+    setBusy(true);
+    try {
+      await post({ task_id: taskId, action: "unshare" });
+      ui.shareUrl.value = "";
+      setText(ui.shareNote, t("unshared"));
+      ui.unshare.hidden = true;
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  // --- downloads -------------------------------------------------------------------------------
+
+  async function download(event) {
     // Same origin (the devserver): the link's download attribute saves the file. Images on a
     // bucket or CDN are cross-origin, where browsers ignore it and would leave this page: fetch
     // the bytes (if the host allows CORS) and save them, else show the image in a new tab.
-    const url = new URL(ui.download.href, location.href);
+    const link = event.currentTarget;
+    const url = new URL(link.href, location.href);
     if (url.origin === location.origin) return;
     event.preventDefault();
     try {
       const response = await fetch(url, { mode: "cors" });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const blobUrl = URL.createObjectURL(await response.blob());
-      const link = Object.assign(document.createElement("a"), { href: blobUrl, download: ui.download.download });
-      document.body.append(link);
-      link.click();
-      link.remove();
+      const save = Object.assign(document.createElement("a"), { href: blobUrl, download: link.download });
+      document.body.append(save);
+      save.click();
+      save.remove();
       setTimeout(() => URL.revokeObjectURL(blobUrl), 10000);
     } catch (error) {
       window.open(url.href, "_blank", "noopener");
     }
+  }
+
+  // --- wiring ----------------------------------------------------------------------------------
+
+  addGarmentRow();
+  ui.addGarment.addEventListener("click", () => {
+    if (garmentPickers.length >= config.maxGarments) return showError(t("tooMany", { n: config.maxGarments }));
+    submission = null;
+    addGarmentRow();
   });
+  ui.start.addEventListener("click", start);
+  ui.continue.addEventListener("click", () => act("continue"));
+  ui.finish.addEventListener("click", () => act("finish"));
+  ui.retry.addEventListener("click", () => act("retry"));
+  ui.cancel.addEventListener("click", () => act("cancel"));
+  ui.newLook.addEventListener("click", newLook);
+  ui.share.addEventListener("click", share);
+  ui.unshare.addEventListener("click", unshare);
+  ui.compare.addEventListener("input", showBefore);
+  ui.download.addEventListener("click", download);
+  ui.viewerDownload.addEventListener("click", download);
+  ui.viewerClose.addEventListener("click", () => ui.viewer.close());
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && taskId) refresh().then(schedulePoll);
+    if (document.visibilityState === "visible" && (taskId || shareToken !== null)) refresh().then(schedulePoll);
   });
 
-  const resumed = params.get("task") || localStorage.getItem("tryon.task");
-  if (resumed) {
-    remember(resumed);
+  if (params.get("share")) {
+    shareToken = params.get("share");
+    ui.layout.classList.add("shared");
     refresh().then(schedulePoll);
+  } else {
+    const resumed = params.get("task") || localStorage.getItem("tryon.task");
+    if (resumed) {
+      remember(resumed);
+      refresh().then(schedulePoll);
+    }
+    loadLooks();
   }
 })();

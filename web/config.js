@@ -6,5 +6,6 @@ window.TRYON_CONFIG = Object.assign({
   status: "/status",
   continue: "/continue",
   maxGarments: 5,
+  minImageSide: 256,  // MIN_IMAGE_SIDE of the functions: smaller pictures are refused before upload
   pollSeconds: 2,
 }, window.TRYON_CONFIG || {});

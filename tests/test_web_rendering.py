@@ -1,0 +1,186 @@
+"""Rendering tests: how the page draws API answers the backend cannot give yet (CONTRACT.md
+"Additions": error_code and error_detail, progress, GET /status?mine=true, share links).
+`page.route` answers /start, /status and /continue with JSON shaped exactly as the contract
+says; the page itself comes from the devserver. End-to-end versions follow once the backend has
+these fields."""
+
+import io
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.browser_support import fill_look, fulfil_json, needs_chromium, open_page, screenshot
+
+# The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
+pytest_plugins = ["tests.browser_fixtures"]
+
+pytestmark = needs_chromium
+
+TASK = "5b0c7c1e-8d4e-4a57-9a51-0d6f7d7f2a11"
+OTHER = "9a3e1f52-1c2b-4e0e-8f7a-3c4d5e6f7a8b"
+
+
+def png(colour=(120, 140, 200), size=(300, 400)) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def look_view(status, current_step, total_steps=2, task_id=TASK, images_base="", **extra):
+    """A status body as the contract shapes it (with `actions`, as this backend adds)."""
+    done = current_step if status in ("waiting_continue", "completed") else current_step - 1
+    steps = []
+    for n in range(1, total_steps + 1):
+        step_status = "succeeded" if n <= done else status if n == current_step else "pending"
+        if status == "processing" and n == current_step:
+            step_status = "processing"
+        steps.append({"step": n, "status": step_status, "garment": None,
+                      "image_url": f"{images_base}/fake/step-{n}.png" if n <= done else None,
+                      "prediction_id": None, "error": None, "started_at": "2026-11-27T10:00:00Z",
+                      "completed_at": None})
+    last = f"{images_base}/fake/step-{done}.png" if done else None
+    actions = {"pending": ["cancel"], "processing": ["cancel"], "waiting_continue": ["continue", "finish"],
+               "failed": ["retry", "finish"] if done else ["retry"], "completed": []}[status]
+    return {"task_id": task_id, "status": status, "current_step": current_step, "total_steps": total_steps,
+            "intermediate_result": last, "result_url": last if status == "completed" else None,
+            "error_message": None, "created_at": "2026-11-27T10:00:00Z", "updated_at": "2026-11-27T10:01:00Z",
+            "actions": actions, "steps": steps, **extra}
+
+
+def serve_fake_images(page):
+    page.route(re.compile(r"/fake/step-\d+\.png$"), lambda route: route.fulfill(
+        status=200, content_type="image/png", body=png()))
+
+
+def answer_status(page, answer):
+    """Every GET /status goes to answer(query) -> (status code, body)."""
+    def handle(route, request):
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
+        code, body = answer(query)
+        fulfil_json(route, body, code)
+    page.route(re.compile(r"/status\?"), handle)
+
+
+@pytest.mark.parametrize("lang, sentence, button", [
+    ("ru", "Шаг 1 шёл слишком долго и был остановлен. Нажмите «Повторить», чтобы запустить его снова.", "Повторить"),
+    ("en", "Step 1 took too long and was stopped. Press “Retry” to run it again.", "Retry"),
+])
+def test_rendering_an_error_code_as_a_sentence_with_the_models_words_in_small_print(page, devserver, lang, sentence, button):
+    failed = look_view("failed", 1, error_code="step_timeout", error_detail="Timed out after 600 s in queue",
+                       error_message="Step 1 took longer than 10 minutes and was stopped. Press Retry to run it again.")
+    answer_status(page, lambda q: (200, failed) if q.get("task_id") == TASK else (400, {"error": "x", "code": "missing_field"}))
+    page.goto(f"{devserver.url}/?task={TASK}&lang={lang}")
+    page.get_by_test_id("retry").wait_for(state="visible")
+    assert page.locator("#error-text").inner_text() == sentence
+    assert page.get_by_test_id("retry").inner_text() == button
+    detail = page.locator("#error-detail")
+    assert detail.is_hidden()  # folded: the shopper's language first
+    page.locator("#error-more summary").click()
+    assert detail.inner_text() == "Timed out after 600 s in queue"
+    assert detail.evaluate("el => el.tagName") == "SMALL"
+    screenshot(page, f"render-failed-detail-{lang}")
+
+
+def test_rendering_progress_and_time_left_and_the_total_estimate(page, devserver, images):
+    polls = []
+
+    def status(query):
+        polls.append(query)
+        progress = {"percent": 40, "elapsed_s": 20, "eta_s": 30} if len(polls) < 3 else \
+                   {"percent": None, "elapsed_s": 45, "eta_s": 15}
+        return 200, look_view("processing", 1, progress=progress)
+
+    answer_status(page, status)
+    page.route(re.compile(r"/start$"), lambda route: fulfil_json(route, {
+        "task_id": TASK, "status": "pending", "current_step": 0, "total_steps": 2, "estimated_time_seconds": 150}))
+    page.goto(devserver.url + "/")
+    fill_look(page, images)
+    page.get_by_test_id("start").click()
+    bar = page.get_by_test_id("step-progress")
+    page.wait_for_function("document.querySelector('[data-testid=step-progress]').getAttribute('aria-valuenow') === '40'")
+    assert bar.get_attribute("role") == "progressbar"
+    assert page.locator("#eta").inner_text() == "Осталось около 30 с"
+    assert page.locator("#estimate").inner_text() == "Весь образ займёт около 3 мин."
+    screenshot(page, "render-progress-ru")
+    # No percent from the model's logs: elapsed and eta still place the bar (45 of 60 s).
+    page.wait_for_function("document.querySelector('[data-testid=step-progress]').getAttribute('aria-valuenow') === '75'")
+    assert page.locator("#eta").inner_text() == "Осталось около 15 с"
+
+
+def test_rendering_my_looks_with_their_actions_and_paging(page, devserver):
+    sent = []
+    first = [
+        {"task_id": TASK, "status": "waiting_continue", "current_step": 1, "total_steps": 2,
+         "thumbnail": "/fake/step-1.png", "updated_at": "2026-11-27T10:01:00Z", "actions": ["continue", "finish"]},
+        {"task_id": OTHER, "status": "processing", "current_step": 2, "total_steps": 3,
+         "thumbnail": None, "updated_at": "2026-11-27T09:00:00Z", "actions": ["cancel"]},
+    ]
+    older = [{"task_id": "0d6f7d7f-2a11-4a57-9a51-5b0c7c1e8d4e", "status": "completed", "current_step": 1,
+              "total_steps": 1, "thumbnail": "/fake/step-1.png", "updated_at": "2026-11-20T10:00:00Z", "actions": []}]
+
+    def status(query):
+        if query.get("mine") == "true":
+            return 200, {"looks": older, "next": None} if query.get("cursor") == "c2" else {"looks": first, "next": "c2"}
+        return 200, look_view("waiting_continue", 1, task_id=query["task_id"])
+
+    serve_fake_images(page)
+    answer_status(page, status)
+    page.route(re.compile(r"/continue$"), lambda route, request: (
+        sent.append(json.loads(request.post_data)), fulfil_json(route, look_view("completed", 1, task_id=OTHER))))
+    page.goto(devserver.url + "/")
+    panel = page.get_by_test_id("looks")
+    items = panel.get_by_test_id("look-item")
+    items.first.wait_for()
+    assert items.count() == 2
+    assert items.nth(0).inner_text().splitlines()[:2] == ["Образ: шаг 1 из 2", "ждёт вас"]
+    assert items.nth(1).get_by_test_id("look-finish").count() == 0
+    items.nth(1).get_by_test_id("look-cancel").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 2")
+    assert sent == [{"task_id": OTHER, "action": "cancel"}]
+    page.get_by_role("button", name="Показать ещё").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 3")
+    screenshot(page, "render-my-looks-ru")
+    items.nth(0).get_by_test_id("look-open").click()
+    page.get_by_test_id("continue").wait_for(state="visible")
+    assert page.url.endswith(f"task={TASK}")
+    assert items.nth(0).get_attribute("aria-current") == "true"
+    assert page.console_errors == []
+
+
+def test_rendering_share_copies_a_link_that_opens_a_read_only_view(browser, devserver):
+    owner = open_page(browser)
+    owner.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=devserver.url)
+    sent = []
+    serve_fake_images(owner)
+    answer_status(owner, lambda q: (200, look_view("waiting_continue", 1)) if "task_id" in q else (200, {"looks": [], "next": None}))
+    owner.route(re.compile(r"/continue$"), lambda route, request: (
+        sent.append(json.loads(request.post_data)),
+        fulfil_json(route, {"share_url": "https://functions.example/status?share=tok_4f9a"})))
+    owner.goto(f"{devserver.url}/?task={TASK}")
+    owner.get_by_test_id("share").click()
+    owner.locator("#share-box").wait_for(state="visible")
+    link = owner.evaluate("navigator.clipboard.readText()")
+    assert sent == [{"task_id": TASK, "action": "share"}]
+    assert link == f"{devserver.url}/?share=tok_4f9a"
+    assert owner.locator("#share-url").input_value() == link
+    owner.context.close()
+
+    viewer = open_page(browser)
+    queries = []
+    serve_fake_images(viewer)
+    shared = {k: v for k, v in look_view("waiting_continue", 1).items() if k not in ("actions",)}
+    answer_status(viewer, lambda q: (queries.append(q), (200, shared))[1])
+    viewer.goto(link)
+    viewer.get_by_test_id("step-image").wait_for(state="visible")
+    assert queries[0] == {"share": "tok_4f9a"}
+    assert viewer.get_by_test_id("progress").inner_text() == "С вами поделились образом: Шаг 1 из 2 готов!"
+    for name in ("continue", "finish", "retry", "cancel", "share", "new-look", "start", "looks"):
+        assert viewer.get_by_test_id(name).is_hidden(), name
+    assert viewer.get_by_test_id("download").is_visible()
+    screenshot(viewer, "render-shared-view-ru")
+    assert viewer.console_errors == []
+    viewer.context.close()
