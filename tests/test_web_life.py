@@ -13,13 +13,12 @@ import time
 import pytest
 import requests
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.browser_support import needs_chromium, open_page
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="Debian's Chromium is not installed (apt-get install -y chromium); .ci/run installs it"),
-]
+# The browser fixtures (browser, page, ...): one Chromium for the session.
+pytest_plugins = ["tests.browser_fixtures"]
+
+pytestmark = needs_chromium
 
 
 def png(colour, size=(512, 512)) -> bytes:
@@ -32,26 +31,6 @@ def png(colour, size=(512, 512)) -> bytes:
 
 def data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def tab(chromium):
-    context = chromium.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +70,10 @@ ORIGINAL_FRONTEND = """async ([base, person, garments]) => {
 }"""
 
 
-def test_the_original_frontends_requests_work_end_to_end_from_its_own_origin(tab, devserver, other_site):
-    tab.goto(other_site + "/")
+def test_the_original_frontends_requests_work_end_to_end_from_its_own_origin(page, devserver, other_site):
+    page.goto(other_site + "/")
     garments = [data_uri(png((40, 90, 200))), data_uri(png((200, 40, 60)))]
-    flow = tab.evaluate(ORIGINAL_FRONTEND, [devserver.url, data_uri(png((214, 190, 170))), garments])
+    flow = page.evaluate(ORIGINAL_FRONTEND, [devserver.url, data_uri(png((214, 190, 170))), garments])
 
     assert flow["started"]["status"] == 200 and flow["started"]["body"]["status"] == "pending", flow["started"]
     assert flow["first"]["status"] == 200 and flow["first"]["body"]["status"] == "waiting_continue", flow["first"]
@@ -110,10 +89,6 @@ def test_the_original_frontends_requests_work_end_to_end_from_its_own_origin(tab
 
 
 # --- our page: My looks and Share, against the real backend ----------------------------------------
-
-def page_has(tab, devserver, testid) -> bool:
-    return f'data-testid="{testid}"' in requests.get(devserver.url + "/", timeout=10).text
-
 
 def start_look(devserver, user, garments=1) -> str:
     body = {"person_image": data_uri(png((214, 190, 170))),
@@ -133,52 +108,52 @@ def wait_for(devserver, task_id, status, timeout=60):
     raise AssertionError(f"{task_id} did not reach {status}")
 
 
-def as_user(tab, devserver, user):
-    """Our page keeps its anonymous user id in localStorage: make it this user's browser."""
-    tab.goto(devserver.url + "/")
-    keys = tab.evaluate("Object.keys(localStorage)")
-    key = next((k for k in keys if "user" in k.lower()), "tryon.user")
-    raw = tab.evaluate(f"localStorage.getItem({key!r})")
-    value = f'"{user}"' if raw and raw.startswith('"') else user
-    tab.evaluate(f"localStorage.setItem({key!r}, {value!r})")
+def as_user(page, devserver, user):
+    """Our page keeps its anonymous user id in localStorage: make this browser that user's."""
+    page.goto(devserver.url + "/")
+    page.evaluate("(user) => localStorage.setItem('tryon.user', user)", user)
 
 
-def test_my_looks_lists_the_users_looks_from_the_backend(tab, devserver):
-    if not page_has(tab, devserver, "looks"):
-        pytest.skip("this page has no My looks panel yet (it lands with the page's branch, `web`)")
+def test_my_looks_lists_the_users_looks_from_the_backend_and_finishes_one(page, devserver):
     user = "looks-" + os.urandom(4).hex()
-    made = [start_look(devserver, user) for _ in range(3)]
+    made = [start_look(devserver, user, garments=2) for _ in range(3)]
     for task_id in made:
-        wait_for(devserver, task_id, "completed")
-    as_user(tab, devserver, user)
-    tab.reload()  # a fresh browser state would have no local list: these come from status?mine=true
+        wait_for(devserver, task_id, "waiting_continue")
+    as_user(page, devserver, user)
+    page.reload()  # this browser made none of them: the list comes from status?mine=true
 
-    tab.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 3")
-    shown = tab.eval_on_selector_all("[data-testid=look-item]", "items => items.map((li) => li.dataset.task)")
+    page.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 3")
+    shown = page.eval_on_selector_all("[data-testid=look-item]", "items => items.map((li) => li.dataset.task)")
     assert shown == made[::-1]  # newest first
+    page.locator(f"[data-testid=look-item][data-task='{made[0]}'] [data-testid=look-finish]").click()
+    assert wait_for(devserver, made[0], "completed")["result_url"]
+    page.wait_for_function(f"!document.querySelector(\"[data-task='{made[0]}'] [data-testid=look-finish]\")")
+    assert page.console_errors == []
 
 
-def test_share_gives_a_link_that_opens_the_look_read_only_and_unshare_ends_it(tab, devserver, chromium):
-    if not page_has(tab, devserver, "share"):
-        pytest.skip("this page has no Share button yet (it lands with the page's branch, `web`)")
+def test_share_gives_a_link_that_opens_the_look_read_only_and_unshare_ends_it(page, devserver, browser):
     user = "share-" + os.urandom(4).hex()
     task_id = start_look(devserver, user)
     wait_for(devserver, task_id, "completed")
-    as_user(tab, devserver, user)
-    tab.goto(devserver.url + "/")
-    tab.locator(f"[data-testid=look-item][data-task='{task_id}'] [data-testid=look-open]").click()
-    tab.get_by_test_id("share").click()
-    tab.wait_for_function("document.querySelector('#share-url').value.includes('share=')")
-    link = tab.locator("#share-url").input_value()
-    assert "?share=" in link and task_id not in link
+    as_user(page, devserver, user)
+    page.goto(devserver.url + "/")
+    page.locator(f"[data-testid=look-item][data-task='{task_id}'] [data-testid=look-open]").click()
+    page.get_by_test_id("share").click()
+    page.wait_for_function("document.querySelector('#share-url').value.includes('share=')")
+    link = page.locator("#share-url").input_value()
+    assert link.startswith(devserver.url + "/?share=") and task_id not in link
 
-    other = chromium.new_context().new_page()  # someone else's browser
-    other.goto(link)
-    other.wait_for_function("document.querySelector('[data-testid=progress]').dataset.status === 'completed'")
-    assert other.get_by_test_id("step-image").get_attribute("src")
-    assert other.get_by_test_id("continue").is_hidden() and other.get_by_test_id("share").is_hidden()
+    viewer = open_page(browser)  # someone else's browser
+    viewer.goto(link)
+    viewer.wait_for_function("document.querySelector('[data-testid=progress]').dataset.status === 'completed'")
+    image = viewer.get_by_test_id("step-image").get_attribute("src")
+    assert requests.get(image, timeout=10).content[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("continue", "finish", "retry", "cancel", "share", "new-look", "looks"):
+        assert viewer.get_by_test_id(name).is_hidden(), name
+    assert viewer.console_errors == []
+    viewer.context.close()
 
-    tab.locator("#unshare").click()
+    page.locator("#unshare").click()
     token = link.split("share=")[1].split("&")[0]
+    page.locator("#unshare").wait_for(state="hidden")
     assert requests.get(devserver.url + "/status", params={"share": token}, timeout=10).status_code == 404
-    other.context.close()
