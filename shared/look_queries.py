@@ -78,7 +78,8 @@ UPDATE look_events SET delivered_at = NOW(), last_error = %(note)s WHERE id = %(
 """
 
 EVENT_RETRY_LATER = """
-UPDATE look_events SET next_attempt_at = NOW() + make_interval(secs => %(delay_s)s), last_error = %(error)s
+UPDATE look_events SET next_attempt_at = NOW() + make_interval(secs => %(delay_s)s),
+                       last_error = COALESCE(%(error)s, last_error)
 WHERE id = %(id)s
 """
 
