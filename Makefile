@@ -6,7 +6,7 @@ PORT ?= 8000
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint migrate package package-lambda monitor audit clean
+.PHONY: run test lint migrate package package-lambda monitor smoke audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ package-lambda: $(BIN)/python
 # The on-call view of the tasks (DATABASE_URL); `make monitor ARGS="--watch"`.
 monitor: $(VENV)/.run-deps
 	$(BIN)/python -m monitor $(ARGS)
+
+# One real 1-garment look through Replicate with the configured MODEL_PROFILE (REPLICATE_API_TOKEN;
+# optionally DATABASE_URL, S3_*, CHECKER_URL): each transition, the step's time and cost.
+smoke: $(VENV)/.run-deps
+	$(BIN)/python -m smoke $(ARGS)
 
 # Vulnerability audit of the runtime requirements (pip-audit, in a virtualenv of its own).
 # --strict: a dependency that could not be checked is a failure, never a silent pass.

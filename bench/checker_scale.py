@@ -5,7 +5,8 @@ prediction, the original design's approach, but concurrent and within the budget
 
     .venv/bin/python -m bench.checker_scale [--in-flight 1000] [--finished 100000] [--latency 0.1]
 
-Goal: all 1,000 reconciled in at most 8 s while averaging at most 50 API calls a second.
+Goal: all 1,000 reconciled in at most 8 s while averaging at most 50 API calls a second, in at most
+40 SQL statements (outcomes are written in batches).
 """
 
 from __future__ import annotations
@@ -69,17 +70,30 @@ def fill_in_flight(cur, sim, count: int) -> None:
 def one_ping(sim, listing: bool) -> dict:
     from devserver.functions import load
     from shared import checking
+    from shared.db import Database
 
     checking.LIST_WHEN_DUE = 8 if listing else 10 ** 9
     sim.stats.clear()
     handler = load("checker")
+    statements = []
+    real_run = Database._run
+
+    def counting_run(self, execute, *, read_only):  # every statement of the functions goes through here
+        statements.append(read_only)
+        return real_run(self, execute, read_only=read_only)
+
+    Database._run = counting_run
     began = time.monotonic()
-    with contextlib.redirect_stdout(io.StringIO()):
-        response = handler({"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None}, Context())
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            response = handler({"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None},
+                               Context())
+    finally:
+        Database._run = real_run
     elapsed = time.monotonic() - began
     body = json.loads(response["body"])
     calls = sim.stats["list_calls"] + sim.stats["get_calls"]
-    return {"elapsed": elapsed, "body": body, "calls": calls}
+    return {"elapsed": elapsed, "body": body, "calls": calls, "statements": len(statements)}
 
 
 def main() -> None:
@@ -123,15 +137,18 @@ def main() -> None:
 
     print(f"checker, one ping: {args.in_flight} finished predictions in flight, {args.latency * 1000:.0f} ms per API call, "
           f"{args.finished:,} finished tasks in the table")
-    print(f"{'mode':<15}{'seconds':>9}{'reconciled':>12}{'remaining':>11}{'API calls':>11}{'calls/s':>9}{'calls/prediction':>18}")
+    print(f"{'mode':<15}{'seconds':>9}{'reconciled':>12}{'remaining':>11}{'API calls':>11}{'calls/s':>9}"
+          f"{'calls/prediction':>18}{'SQL statements':>16}")
     for mode, result in results.items():
         body = result["body"]
         reconciled = body["ready"] + body["completed"] + body["failed"]
         print(f"{mode:<15}{result['elapsed']:>9.2f}{reconciled:>12}{body['remaining']:>11}{result['calls']:>11}"
-              f"{result['calls'] / result['elapsed']:>9.1f}{result['calls'] / max(reconciled, 1):>18.3f}")
+              f"{result['calls'] / result['elapsed']:>9.1f}{result['calls'] / max(reconciled, 1):>18.3f}"
+              f"{result['statements']:>16}")
     best = results["list endpoint"]
-    met = (best["body"]["ready"] == args.in_flight and best["elapsed"] <= 8.0 and best["calls"] / best["elapsed"] <= 50)
-    print(f"goal: all {args.in_flight} in <= 8 s at <= 50 calls/s: {'met' if met else 'NOT met'}")
+    met = (best["body"]["ready"] == args.in_flight and best["elapsed"] <= 8.0 and best["calls"] / best["elapsed"] <= 50
+           and best["statements"] <= 40)
+    print(f"goal: all {args.in_flight} in <= 8 s at <= 50 calls/s in <= 40 statements: {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
                                            make them due now: the next worker/checker ping takes them
     python -m monitor fail ID... --reason "..." [--yes]
                                            end them as failed with a reason the user will see
+    python -m monitor spend [--since 24h]  Replicate spend per day, per user and per look (top 10),
+                                           and per outcome (succeeded, failed, canceled)
 
 Every command that changes data shows what it will change and asks first, unless --yes.
 """
@@ -21,6 +23,7 @@ import psycopg2
 
 from shared import completion, monitoring, queries
 from shared.settings import load
+from shared.states import ErrorCode
 
 
 def progress(step, total, width: int = 10) -> str:
@@ -122,7 +125,7 @@ def fail(cur, args) -> int:
     api = _replicate()
     done = 0
     for task_id in ids:
-        cur.execute(queries.CANCEL, {"id": task_id, "error": args.reason})
+        cur.execute(queries.CANCEL, {"id": task_id, "error": args.reason, "error_code": ErrorCode.CANCELED.value})
         columns = [c.name for c in cur.description]
         row = cur.fetchone()
         if row is None:
@@ -139,6 +142,57 @@ def fail(cur, args) -> int:
         print(f"  {task_id}: failed{note}")
     print(f"Failed {done} of {len(ids)}.")
     return 0
+
+
+SPAN_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def span_seconds(text: str) -> float:
+    """`90m`, `24h`, `7d` -> seconds (argparse type)."""
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in SPAN_UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span such as 90m, 24h or 7d")
+    try:
+        amount = float(text[:-1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span such as 90m, 24h or 7d") from None
+    if amount <= 0:
+        raise argparse.ArgumentTypeError("the span must be positive")
+    return amount * SPAN_UNITS[text[-1]]
+
+
+def dollars(value) -> str:
+    return f"${value:,.4f}"
+
+
+def spend(cur, since_label: str, since_s: float, top: int = 10) -> str:
+    params = {"since_s": since_s, "top": top}
+    cur.execute(monitoring.SPEND_PER_DAY, params)
+    days = cur.fetchall()
+    total = sum((row[3] for row in days), start=0)
+    unpriced = sum(row[2] for row in days)
+    cur.execute(monitoring.SPEND_PER_USER, params)
+    users = [[r[0], r[1], r[2], dollars(r[3])] for r in cur.fetchall()]
+    cur.execute(monitoring.SPEND_PER_LOOK, params)
+    looks = [[r[0], r[1], r[2], r[3], dollars(r[4])] for r in cur.fetchall()]
+    cur.execute(monitoring.SPEND_PER_OUTCOME, params)
+    outcomes = [[r[0], r[1], dollars(r[2])] for r in cur.fetchall()]
+    note = f" ({unpriced} step(s) without a recorded cost)" if unpriced else ""
+    return "\n".join([
+        f"Spend on steps that ended in the last {since_label}: {dollars(total)}{note}",
+        "",
+        "Per day (UTC)",
+        table(["day", "steps", "unpriced", "cost"], [[r[0], r[1], r[2], dollars(r[3])] for r in days], "no steps"),
+        "",
+        f"Per user (top {top})",
+        table(["user", "looks", "steps", "cost"], users, "no steps"),
+        "",
+        f"Per look (top {top})",
+        table(["look", "user", "status", "steps", "cost"], looks, "no steps"),
+        "",
+        "Per outcome",
+        table(["outcome", "steps", "cost"], outcomes, "no steps"),
+    ])
 
 
 def _replicate():
@@ -166,7 +220,14 @@ def main(argv=None) -> int:
         command.add_argument("--yes", action="store_true", help="do not ask")
         if name == "fail":
             command.add_argument("--reason", required=True, help="the sentence the user will see")
+    spend_parser = commands.add_parser("spend", help="Replicate spend per day, user, look and outcome")
+    spend_parser.add_argument("--since", default="24h", help="how far back: 90m, 24h, 7d (24h)")
     args = parser.parse_args(argv)
+    if args.command == "spend":
+        try:
+            args.since_s = span_seconds(args.since)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"--since: {error}")
 
     dsn = load().database_url
     if not dsn:
@@ -181,6 +242,9 @@ def main(argv=None) -> int:
             if args.command == "stuck":
                 rows = stuck_rows(cur, args.minutes)
                 print(f"Stuck for more than {args.minutes:g} minutes ({len(rows)})\n{show_stuck(rows)}")
+                return 0
+            if args.command == "spend":
+                print(spend(cur, args.since, args.since_s))
                 return 0
             if args.command == "redrive":
                 return redrive(cur, args)

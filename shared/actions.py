@@ -12,7 +12,7 @@ from shared.db import Database
 from shared.limits import check_step_budget
 from shared.services import Services
 from shared.settings import Settings
-from shared.states import Action, Status, transition
+from shared.states import Action, ErrorCode, Status, transition
 from shared.task import Task
 from shared.view import body, load_owned, wrong_state
 
@@ -47,7 +47,8 @@ def perform(services: Services, task_id: str, user: str | None, action: Action) 
             raise wrong_state(load_owned(db, task_id, user).task, action)
         log.transition(task_id, task.status, Status.COMPLETED, action=action)
     else:
-        canceled = db.one(queries.CANCEL, {"id": task_id, "error": CANCELED_BY_USER})
+        canceled = db.one(queries.CANCEL, {"id": task_id, "error": CANCELED_BY_USER,
+                                             "error_code": ErrorCode.CANCELED_BY_USER.value})
         if canceled is None:
             raise wrong_state(load_owned(db, task_id, user).task, action)
         log.transition(task_id, task.status, Status.FAILED, step=canceled["current_step"], action=action)

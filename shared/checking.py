@@ -5,7 +5,6 @@ half (`observe`) runs in threads; the database half (`apply`) returns a typed `O
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import time
 import traceback
 from collections.abc import Callable
@@ -13,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared import log, queries
+from shared import costs, log, profiles, queries, step_end
 from shared.db import Database
 from shared.images import DownloadError, download
 from shared.launching import cancel_quietly
 from shared.replicate_api import OutOfTime, Prediction, PredictionGone, Rejected, ReplicateAPI, Transient
 from shared.services import Services
 from shared.settings import Settings
-from shared.states import Outcome, Status
+from shared.states import ErrorCode, Outcome
 from shared.storage import StorageError, Store, key_for
 from shared.task import Task
 
@@ -36,9 +35,12 @@ class Observation:
     image_url: str | None = None
     failure: str | None = None          # a permanent end of the step, written for the user
     failure_status: str = "failed"      # the step row's status: failed or canceled
+    error_code: ErrorCode | None = None  # with `failure`: why, for frontends to translate
+    error_detail: str | None = None     # with `failure`: the model's (or Replicate's) own words
     transient: str | None = None        # try again on the next ping
     retry_after: float | None = None
     skipped: bool = False               # not looked at: this run ran out of time
+    spend: dict[str, Any] = field(default_factory=dict)  # the step row's model, predict_time_s, cost_usd
 
 
 def _past_deadline(settings: Settings, task: Task, slack_s: float = 0.0) -> bool:
@@ -62,21 +64,30 @@ def observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: 
             prediction: Prediction | None = None) -> Observation:
     """The network half of a check (safe in a thread): reads the prediction unless given, and
     copies a finished image into storage. Never raises for Replicate or storage trouble."""
+    seen = _observe(settings, api, storage, task, prediction)
+    seen.spend = costs.step_spend(profiles.active(settings), seen.prediction)
+    return seen
+
+
+def _observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: Task,
+             prediction: Prediction | None) -> Observation:
     step = task.current_step
     try:
         if prediction is None:
             prediction = api.get(task.prediction_id or "")
     except OutOfTime as error:
         return Observation(transient=error.reason, skipped=True)
-    except PredictionGone:
+    except PredictionGone as error:
         return Observation(
-            failure=f"Replicate no longer has the prediction for step {step}. Press Retry to run it again.")
+            failure=f"Replicate no longer has the prediction for step {step}. Press Retry to run it again.",
+            error_code=ErrorCode.PREDICTION_LOST, error_detail=error.message or None)
     except Transient as error:
         return Observation(transient=error.reason, retry_after=error.retry_after)
     except Rejected as error:
         # Not the prediction's own end (our credentials, say): keep waiting; the deadline still applies.
         if _past_deadline(settings, task):
-            return Observation(failure=timeout_message(settings, step), failure_status="canceled")
+            return Observation(failure=timeout_message(settings, step), failure_status="canceled",
+                               error_code=ErrorCode.STEP_TIMEOUT, error_detail=error.message or None)
         return Observation(transient=error.message)
 
     seen = Observation(prediction=prediction)
@@ -87,19 +98,33 @@ def observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task: 
         detail = (prediction.error or "").strip().splitlines()
         reason = f": {detail[0][:200]}" if detail else ""
         seen.failure = f"The try-on model could not finish step {step}{reason}. Press Retry to try again."
+        seen.error_code = ErrorCode.MODEL_FAILED
     elif status in ("canceled", "aborted"):
         seen.failure_status = "canceled"
         if _past_deadline(settings, task, slack_s=CANCEL_AFTER_SLACK_S):
-            seen.failure = timeout_message(settings, step)
+            seen.failure, seen.error_code = timeout_message(settings, step), ErrorCode.STEP_TIMEOUT
         elif status == "canceled":
             seen.failure = f"Step {step} was canceled at Replicate. Press Retry to run it again."
+            seen.error_code = ErrorCode.CANCELED
         else:
             seen.failure = f"Replicate could not start step {step} in time. Press Retry to try again."
+            seen.error_code = ErrorCode.STEP_TIMEOUT
     elif _past_deadline(settings, task):
         cancel_quietly(api, prediction.id)
         seen.failure_status = "canceled"
-        seen.failure = timeout_message(settings, step)
+        seen.failure, seen.error_code = timeout_message(settings, step), ErrorCode.STEP_TIMEOUT
+    if seen.failure:
+        seen.error_detail = _detail(prediction.error)
     return seen
+
+
+MAX_DETAIL_CHARS = 2000
+
+
+def _detail(text: str | None) -> str | None:
+    """The model's own words, as it wrote them (cut to a sane size), or None."""
+    text = (text or "").strip()
+    return text[:MAX_DETAIL_CHARS] or None
 
 
 def _keep_output(settings: Settings, storage: Store | None, task: Task, prediction: Prediction) -> Observation:
@@ -107,9 +132,9 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
     url = prediction.output_url
     if url is None:
         if prediction.data_removed:
-            return Observation(prediction=prediction, failure=(
+            return Observation(prediction=prediction, error_code=ErrorCode.OUTPUT_REMOVED, failure=(
                 f"Replicate deleted the image of step {step} before it could be saved. Press Retry to run it again."))
-        return Observation(prediction=prediction,
+        return Observation(prediction=prediction, error_code=ErrorCode.NO_OUTPUT,
                            failure=f"The try-on model returned no image for step {step}. Press Retry to try again.")
     if storage is None:
         return Observation(prediction=prediction, image_url=url)
@@ -120,36 +145,16 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
     except DownloadError as error:
         if error.transient:
             return Observation(prediction=prediction, transient=f"saving the image: {error}")
-        return Observation(prediction=prediction, failure=(
-            f"The image of step {step} could not be saved ({error}). Press Retry to run it again."))
+        failure = f"The image of step {step} could not be saved ({error}). Press Retry to run it again."
+        return Observation(prediction=prediction, failure=failure, error_code=ErrorCode.OUTPUT_UNUSABLE,
+                           error_detail=str(error))
     except StorageError as error:
         return Observation(prediction=prediction, transient=str(error))
 
 
 def apply(db: Database, task: Task, seen: Observation) -> Outcome:
-    """The database half of a check: what it changed, if anything."""
-    step = {"step": task.current_step, "attempt": task.attempt, "prediction_id": task.prediction_id}
-    if seen.skipped:
-        return Outcome.SKIPPED
-    if seen.transient:
-        log.event("check_deferred", task_id=task.id, **step, reason=seen.transient)
-        return Outcome.ERROR
-    params = {"id": task.id, "prediction_id": task.prediction_id}
-    if seen.failure:
-        row = db.one(queries.STEP_FAILED, {**params, "error": seen.failure, "step_status": seen.failure_status})
-        if row is None:
-            return Outcome.STALE
-        log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=seen.failure)
-        return Outcome.FAILED
-    if seen.image_url and seen.prediction is not None:
-        output = seen.prediction.output
-        row = db.one(queries.STEP_SUCCEEDED, {**params, "image_url": seen.image_url,
-                                              "output": output if isinstance(output, str) else json.dumps(output)})
-        if row is None:
-            return Outcome.STALE
-        log.transition(task.id, Status.PROCESSING, row["status"], **step, image_url=seen.image_url)
-        return Outcome.COMPLETED if row["status"] == Status.COMPLETED else Outcome.READY
-    return Outcome.RUNNING
+    """The database half of one check (a webhook, force_check)."""
+    return step_end.apply_all(db, [(task, seen)])[0]
 
 
 def check_one(services: Services, task_id: str) -> Outcome:
@@ -168,6 +173,7 @@ def check_one(services: Services, task_id: str) -> Outcome:
 # status and output) replaces up to 100 single reads.
 LIST_WHEN_DUE = 8
 MAX_LIST_PAGES = 100
+LISTED_BATCH = 250
 # Replicate stamps a prediction's created_at a moment before we record step_started_at.
 LIST_WINDOW_SLACK_S = 120
 
@@ -226,7 +232,8 @@ def run_checker(services: Services, remaining: Callable[[], float]) -> dict[str,
     listed = recent_predictions(db, settings, api, remaining)
     run = CheckerRun()
     workers = settings.checker_concurrency
-    batch = workers * 4 if listed else workers
+    # Listed predictions need no read of their own: claim them in big batches (few statements).
+    batch = LISTED_BATCH if listed else workers
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         while remaining() > 1.0:
             found = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": batch,
@@ -236,14 +243,17 @@ def run_checker(services: Services, remaining: Callable[[], float]) -> dict[str,
             tasks = [Task.from_row(row) for row in found]
             futures = {pool.submit(observe, settings, api, storage, task, listed.get(task.prediction_id or "")): task
                        for task in tasks}
+            checked = []
             for future in concurrent.futures.as_completed(futures):
                 task = futures[future]
                 try:
-                    run.add(apply(db, task, future.result()))
+                    checked.append((task, future.result()))
                 except Exception as error:  # a bug in one task must not stop the others
                     log.event("check_error", task_id=task.id, error=type(error).__name__,
                               trace=traceback.format_exc(limit=6)[-2000:])
                     run.add(Outcome.ERROR)
+            for outcome in step_end.apply_isolated(db, checked):
+                run.add(outcome)
     remaining_count = db.scalar(queries.IN_FLIGHT_NOT_CHECKED_SINCE, {"since": since}) + run.skipped
     return {"message": f"Checked {run.counts['checked']} predictions", **run.counts, "remaining": remaining_count,
             "listed": len(listed), "api_calls": api.calls}

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared import log, look_queries
+from shared.costs import look_cost_usd
 from shared.db import Database, Row
 from shared.services import Services
 from shared.settings import Settings
@@ -66,6 +67,7 @@ def event_body(db: Database, event: Row) -> dict[str, Any]:
         # Not in the standard body: the try-on-history format sends the look's inputs.
         "person_image": task.get("person_image"),
         "garments": [{"image": garment.image, "category": garment.category} for garment in garments],
+        "cost": float(look_cost_usd(db, event["task_id"]) or 0),
     }
 
 
@@ -77,11 +79,11 @@ def request_for(settings: Settings, webhook_id: str, payload: str, now: float) -
             return None
         # What the original checker sent (docs/deploy.md, "The history call the original checker made").
         text = json.dumps({"person_image": body["person_image"], "garments": body["garments"],
-                           "result_image": body["result_url"], "model_used": "replicate", "cost": 0})
+                           "result_image": body["result_url"], "model_used": "replicate", "cost": body["cost"]})
         headers = {"X-User-Id": body["user_id"]}
     else:
-        body.pop("person_image", None)
-        body.pop("garments", None)
+        for internal in ("person_image", "garments", "cost"):
+            body.pop(internal, None)
         text = json.dumps(body)
         headers = {}
     timestamp = int(now)

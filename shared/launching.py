@@ -21,19 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared import log, queries
+from shared import log, profiles, queries
 from shared.db import Database
 from shared.images import CONTENT_TYPES, to_data_uri
+from shared.profiles import StepImages
 from shared.replicate_api import OutOfTime, Prediction, Rejected, ReplicateAPI, Transient
 from shared.services import Services
 from shared.settings import Settings
-from shared.states import LaunchOutcome, Status
+from shared.states import ErrorCode, LaunchOutcome, Status
 from shared.storage import StorageError, Store
-from shared.task import CATEGORY_WORDS, Task
+from shared.task import Task
 
 
 def step_input(settings: Settings, storage: Store | None, task: Task) -> dict[str, Any]:
-    """The model input for the task's current step: the previous image dressed in garment k."""
+    """The model input for the task's current step (the site's profile): the previous image dressed in garment k."""
     step = task.current_step
     garments = task.garment_list()
     if not 1 <= step <= len(garments):
@@ -42,13 +43,9 @@ def step_input(settings: Settings, storage: Store | None, task: Task) -> dict[st
     human = task.person_image if step == 1 else task.intermediate_result
     if not human:
         raise Rejected("The image from the previous step is missing, so this step cannot run.")
-    hints = [text for text in (garment.description, task.prompt_hints) if text]
-    return {
-        "human_img": _reachable(settings, storage, human),
-        "garm_img": _reachable(settings, storage, garment.image),
-        "garment_des": ". ".join(hints) or CATEGORY_WORDS[garment.category],
-        "category": garment.category,
-    }
+    return profiles.active(settings).to_input(StepImages(
+        person=_reachable(settings, storage, human), garment=_reachable(settings, storage, garment.image),
+        category=garment.category, description=garment.description, prompt_hints=task.prompt_hints))
 
 
 def _reachable(settings: Settings, storage: Store | None, url: str) -> str:
@@ -109,7 +106,9 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
                        note="prediction created")
         return Launch(LaunchOutcome.LAUNCHED, result.id)
     if isinstance(result, Rejected):
-        db.one(queries.LAUNCH_FAILED, {**claim, "error": result.message})
+        rejected = {"error": result.message, "error_code": ErrorCode.REPLICATE_REJECTED.value,
+                    "error_detail": result.message}
+        db.one(queries.LAUNCH_FAILED, {**claim, **rejected})
         log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=result.message)
         return Launch(LaunchOutcome.FAILED)
     retry_after = getattr(result, "retry_after", None)

@@ -59,3 +59,43 @@ WHERE delivered_at IS NULL AND attempts > 0
 ORDER BY created_at DESC
 LIMIT 20
 """
+
+# `monitor spend`: what the steps that ended since a moment cost, from each step's recorded cost
+# (all attempts: money spent on failures counts). `unpriced`: steps without a recorded cost.
+_ENDED_SINCE = "s.completed_at >= NOW() - make_interval(secs => %(since_s)s)"
+
+SPEND_PER_DAY = f"""
+SELECT to_char(s.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) AS steps,
+       count(*) FILTER (WHERE s.cost_usd IS NULL) AS unpriced, COALESCE(sum(s.cost_usd), 0) AS cost_usd
+FROM replicate_task_steps s
+WHERE {_ENDED_SINCE}
+GROUP BY 1
+ORDER BY 1
+"""
+
+SPEND_PER_USER = f"""
+SELECT t.user_id, count(DISTINCT t.id) AS looks, count(*) AS steps, COALESCE(sum(s.cost_usd), 0) AS cost_usd
+FROM replicate_task_steps s JOIN replicate_tasks t ON t.id = s.task_id
+WHERE {_ENDED_SINCE}
+GROUP BY t.user_id
+ORDER BY cost_usd DESC, t.user_id
+LIMIT %(top)s
+"""
+
+SPEND_PER_LOOK = f"""
+SELECT t.id, t.user_id, t.status, count(*) AS steps, COALESCE(sum(s.cost_usd), 0) AS cost_usd
+FROM replicate_task_steps s JOIN replicate_tasks t ON t.id = s.task_id
+WHERE {_ENDED_SINCE}
+GROUP BY t.id, t.user_id, t.status
+ORDER BY cost_usd DESC, t.id
+LIMIT %(top)s
+"""
+
+# A step's own end: succeeded, failed (the model or Replicate), canceled (the user, or the deadline).
+SPEND_PER_OUTCOME = f"""
+SELECT s.status AS outcome, count(*) AS steps, COALESCE(sum(s.cost_usd), 0) AS cost_usd
+FROM replicate_task_steps s
+WHERE {_ENDED_SINCE} AND s.status IN ('succeeded', 'failed', 'canceled')
+GROUP BY s.status
+ORDER BY s.status DESC
+"""

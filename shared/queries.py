@@ -46,8 +46,12 @@ STEP_BY_PREDICTION = """
 SELECT task_id, step, attempt, status FROM replicate_task_steps WHERE prediction_id = %(prediction_id)s
 """
 
-TASK_IN_FLIGHT_BY_PREDICTION = """
-SELECT * FROM replicate_tasks WHERE prediction_id = %(prediction_id)s AND status = 'processing'
+# The task whose current prediction this is, in any status (the caller checks it is processing).
+# No status condition: with statistics taken while nothing was in flight, one let the planner
+# pick the partial "active" index and filter every in-flight row; this is one probe of
+# replicate_tasks_prediction.
+TASK_BY_PREDICTION = """
+SELECT * FROM replicate_tasks WHERE prediction_id = %(prediction_id)s
 """
 
 # Steps a user started in the last hour (new looks, continues and retries alike), plus the first
@@ -80,7 +84,8 @@ _NEW_STEP_ROW = """
 history AS (
     INSERT INTO replicate_task_steps (task_id, step, attempt, status)
     SELECT id, current_step, attempt, 'starting' FROM claimed
-    ON CONFLICT (task_id, step, attempt) DO UPDATE SET status = 'starting', error = NULL
+    ON CONFLICT (task_id, step, attempt) DO UPDATE SET status = 'starting', error = NULL, error_code = NULL,
+        error_detail = NULL, progress_percent = NULL
 )
 SELECT * FROM claimed
 """
@@ -111,7 +116,8 @@ WITH claimed AS (
     UPDATE replicate_tasks
     SET status = 'processing', current_step = current_step + 1, attempt = 1,
         prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
-        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, updated_at = NOW()
+        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, error_code = NULL,
+        error_detail = NULL, updated_at = NOW()
     WHERE id = %(id)s AND status = 'waiting_continue' AND current_step < total_steps
     RETURNING *
 ), """ + _NEW_STEP_ROW
@@ -123,7 +129,8 @@ WITH claimed AS (
     SET status = 'processing', current_step = GREATEST(current_step, 1),
         attempt = CASE WHEN current_step = 0 THEN 1 ELSE attempt + 1 END,
         prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
-        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, updated_at = NOW()
+        claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, error_code = NULL,
+        error_detail = NULL, updated_at = NOW()
     WHERE id = %(id)s AND status = 'failed' AND total_steps >= 1
     RETURNING *
 ), """ + _NEW_STEP_ROW
@@ -148,13 +155,14 @@ SELECT * FROM t
 LAUNCH_FAILED = f"""
 WITH t AS (
     UPDATE replicate_tasks
-    SET status = 'failed', error_message = %(error)s, claim_token = NULL, claimed_at = NULL,
-        updated_at = NOW()
+    SET status = 'failed', error_message = %(error)s, error_code = %(error_code)s,
+        error_detail = %(error_detail)s, claim_token = NULL, claimed_at = NULL, updated_at = NOW()
     WHERE {_CLAIM_HELD}
     RETURNING *
 ), history AS (
     UPDATE replicate_task_steps s
-    SET status = 'failed', error = %(error)s, completed_at = NOW()
+    SET status = 'failed', error = %(error)s, error_code = %(error_code)s, error_detail = %(error_detail)s,
+        completed_at = NOW()
     FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
 ), """ + RECORD_END + """
 SELECT * FROM t
@@ -212,38 +220,19 @@ WHERE status = 'processing' AND prediction_id IS NOT NULL
 
 DB_NOW = "SELECT NOW() AS now"
 
-_PREDICTION_CURRENT = "id = %(id)s AND status = 'processing' AND prediction_id = %(prediction_id)s"
-
-STEP_SUCCEEDED = f"""
-WITH t AS (
-    UPDATE replicate_tasks
-    SET status = CASE WHEN current_step >= total_steps THEN 'completed' ELSE 'waiting_continue' END,
-        intermediate_result = %(image_url)s,
-        result_url = CASE WHEN current_step >= total_steps THEN %(image_url)s ELSE result_url END,
-        error_message = NULL, updated_at = NOW()
-    WHERE {_PREDICTION_CURRENT}
-    RETURNING *
-), history AS (
-    UPDATE replicate_task_steps s
-    SET status = 'succeeded', image_url = %(image_url)s, replicate_output = %(output)s,
-        error = NULL, completed_at = NOW()
-    FROM t WHERE s.prediction_id = %(prediction_id)s
-), """ + RECORD_END + """
-SELECT * FROM t
+# A running step's ETA: the median run time of the model's last 20 succeeded steps
+# (replicate_task_steps_model_succeeded; read at most once a minute per instance).
+MODEL_STEP_SECONDS = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS median
+FROM (SELECT COALESCE(predict_time_s, EXTRACT(EPOCH FROM (completed_at - started_at))) AS seconds
+      FROM replicate_task_steps
+      WHERE status = 'succeeded' AND model = %(model)s AND started_at IS NOT NULL
+      ORDER BY completed_at DESC LIMIT 20) recent
 """
 
-STEP_FAILED = f"""
-WITH t AS (
-    UPDATE replicate_tasks
-    SET status = 'failed', error_message = %(error)s, updated_at = NOW()
-    WHERE {_PREDICTION_CURRENT}
-    RETURNING *
-), history AS (
-    UPDATE replicate_task_steps s
-    SET status = %(step_status)s, error = %(error)s, completed_at = NOW()
-    FROM t WHERE s.prediction_id = %(prediction_id)s
-), """ + RECORD_END + """
-SELECT * FROM t
+# What a look cost: every attempt of every step, failed ones too (the completion webhook).
+LOOK_COST = """
+SELECT sum(cost_usd) AS cost_usd FROM replicate_task_steps WHERE task_id = %(id)s
 """
 
 # --- the user's other choices --------------------------------------------------------------------
@@ -251,7 +240,8 @@ SELECT * FROM t
 FINISH = """
 WITH t AS (
     UPDATE replicate_tasks
-    SET status = 'completed', result_url = intermediate_result, error_message = NULL,
+    SET status = 'completed', result_url = intermediate_result,
+        error_message = NULL, error_code = NULL, error_detail = NULL,
         current_step = CASE WHEN status = 'failed' THEN GREATEST(current_step - 1, 1) ELSE current_step END,
         claim_token = NULL, claimed_at = NULL, updated_at = NOW()
     WHERE id = %(id)s
@@ -264,13 +254,13 @@ SELECT * FROM t
 CANCEL = """
 WITH t AS (
     UPDATE replicate_tasks
-    SET status = 'failed', error_message = %(error)s, claim_token = NULL, claimed_at = NULL,
-        updated_at = NOW()
+    SET status = 'failed', error_message = %(error)s, error_code = %(error_code)s, error_detail = NULL,
+        claim_token = NULL, claimed_at = NULL, updated_at = NOW()
     WHERE id = %(id)s AND status IN ('pending', 'processing')
     RETURNING *
 ), history AS (
     UPDATE replicate_task_steps s
-    SET status = 'canceled', error = %(error)s, completed_at = NOW()
+    SET status = 'canceled', error = %(error)s, error_code = %(error_code)s, completed_at = NOW()
     FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
       AND s.status IN ('starting', 'processing')
 ), """ + RECORD_END + """
@@ -282,13 +272,14 @@ SELECT * FROM t
 # data URI in garments cut to "data:": a poll never ships megabytes of images.
 TASK_VIEW = """
 SELECT t.id, t.user_id, t.status, t.prediction_id, t.current_step, t.total_steps,
-       t.intermediate_result, t.result_url, t.error_message,
+       t.intermediate_result, t.result_url, t.error_message, t.error_code, t.error_detail,
        CASE WHEN strpos(t.garments, 'data:') > 0
             THEN regexp_replace(t.garments, '"data:[^"]*"', '"data:"', 'g') ELSE t.garments END AS garments,
        (t.created_at::timestamptz AT TIME ZONE 'UTC')::text AS created_at,
        (t.updated_at::timestamptz AT TIME ZONE 'UTC')::text AS updated_at,
        s.step, s.attempt, s.status AS step_status, s.prediction_id AS step_prediction_id,
-       s.image_url, s.error,
+       s.image_url, s.error, s.error_code AS step_error_code, s.progress_percent, s.model,
+       EXTRACT(EPOCH FROM (NOW() - s.started_at)) AS step_elapsed_s,
        (s.started_at AT TIME ZONE 'UTC')::text AS started_at,
        (s.completed_at AT TIME ZONE 'UTC')::text AS completed_at
 FROM replicate_tasks t

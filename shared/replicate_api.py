@@ -22,6 +22,7 @@ import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 
+from shared import profiles
 from shared.images import first_url
 from shared.settings import ConfigError, Settings
 
@@ -98,6 +99,9 @@ class Prediction:
     output: Any
     error: str | None
     data_removed: bool
+    logs: str = ""                      # the list endpoint's entries may have none
+    predict_time_s: float | None = None  # metrics.predict_time, once it ended
+    model: str | None = None             # owner/name
 
     @property
     def terminal(self) -> bool:
@@ -112,12 +116,20 @@ class Prediction:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
             raise Transient("Replicate sent a prediction without id or status")
         error = data.get("error")
+        metrics = data.get("metrics")
+        predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
+        if isinstance(predict_time, bool) or not isinstance(predict_time, (int, float)) or predict_time < 0:
+            predict_time = None
+        logs, model = data.get("logs"), data.get("model")
         return cls(
             id=data["id"],
             status=data["status"],
             output=data.get("output"),
             error=None if error in (None, "") else str(error),
             data_removed=bool(data.get("data_removed")),
+            logs=logs if isinstance(logs, str) else "",
+            predict_time_s=None if predict_time is None else float(predict_time),
+            model=model if isinstance(model, str) and model else None,
         )
 
 
@@ -189,12 +201,12 @@ class ReplicateAPI:
             body["webhook"] = webhook
             body["webhook_events_filter"] = ["completed"]
         headers = {"Cancel-After": f"{int(cancel_after_s)}s"} if cancel_after_s else {}
-        version = self.settings.replicate_version
-        if version:
-            body["version"] = version
+        profile = profiles.active(self.settings)
+        if profile.version:
+            body["version"] = profile.version
             path = "/v1/predictions"
-        else:
-            path = f"/v1/models/{self.settings.replicate_model}/predictions"
+        else:  # an official model: no version, through the models endpoint
+            path = f"/v1/models/{profile.model}/predictions"
         return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates,
                                                start_by=start_by))
 

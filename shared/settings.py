@@ -10,6 +10,7 @@ from typing import Generic, TypeVar, overload
 
 DEFAULT_MODEL = "cuuupid/idm-vton"
 DEFAULT_VERSION = "0452664a003fbcc9bd2b9dbe31207b6bde4fb33932a226d67b72a28e5306bf77"
+MODEL_PROFILES = ("idm-vton", "nano-banana", "custom")
 
 
 class ConfigError(RuntimeError):
@@ -83,6 +84,27 @@ class Settings:
     replicate_base_url = _setting(lambda self: self._url("REPLICATE_BASE_URL"))
     replicate_model = _setting(lambda self: self._text("REPLICATE_MODEL") or DEFAULT_MODEL)
     replicate_version = _setting(lambda self: self._text("REPLICATE_VERSION", DEFAULT_VERSION))
+    # Model profiles (shared/profiles.py; docs/deploy.md has the table).
+    @_setting
+    def model_profile(self) -> str:
+        name = self._text("MODEL_PROFILE").lower() or "idm-vton"
+        if name not in MODEL_PROFILES:
+            raise ConfigError(f"MODEL_PROFILE must be one of {', '.join(MODEL_PROFILES)}, got {name!r}")
+        return name
+
+    custom_model = _setting(lambda self: self._text("REPLICATE_MODEL"))
+    custom_version = _setting(lambda self: self._text("REPLICATE_VERSION"))
+    model_input_template = _setting(lambda self: self._text("MODEL_INPUT_TEMPLATE"))
+    model_price_usd = _setting(lambda self: self._text("MODEL_PRICE_USD"))
+
+    @_setting
+    def model_price_basis(self) -> str:
+        basis = self._text("MODEL_PRICE_BASIS").lower() or "second"
+        if basis not in ("second", "image"):
+            raise ConfigError(f"MODEL_PRICE_BASIS must be second or image, got {basis!r}")
+        return basis
+
+    model_typical_step_s = _setting(lambda self: self._int("MODEL_TYPICAL_STEP_S", 0))
     replicate_webhook_secret = _setting(lambda self: self._text("REPLICATE_WEBHOOK_SECRET"))
     worker_url = _setting(lambda self: self._text("WORKER_URL"))
     checker_url = _setting(lambda self: self._text("CHECKER_URL"))

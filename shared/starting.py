@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Any
 
-from shared import log, queries
+from shared import log, profiles, queries
 from shared.db import Database, rows
 from shared.errors import WrongState
 from shared.images import ImageRef
@@ -17,11 +17,10 @@ from shared.states import Status
 from shared.storage import Store, key_for
 from shared.validation import StartRequest
 
-DEFAULT_STEP_SECONDS = 45
-
 
 def start(services: Services, request: StartRequest, idempotency_key: str | None) -> dict[str, Any]:
     db, settings = services.db, services.settings
+    profile = profiles.active(settings)  # a misconfigured model is a 503 before anything is stored
     fingerprint = request.fingerprint()
     if idempotency_key:
         existing = db.one(queries.TASK_BY_IDEMPOTENCY_KEY, {"user_id": request.user_id, "key": idempotency_key})
@@ -53,7 +52,7 @@ def start(services: Services, request: StartRequest, idempotency_key: str | None
     log.transition(task_id, None, Status.PENDING, total_steps=len(garments), user_id=request.user_id)
     return {
         "task_id": task_id, "status": Status.PENDING.value, "current_step": 0, "total_steps": len(garments),
-        "estimated_time_seconds": estimate_seconds(db, len(garments)),
+        "estimated_time_seconds": estimate_seconds(db, len(garments), profile.typical_step_s),
     }
 
 
@@ -77,7 +76,8 @@ def _keep(storage: Store | None, task_id: str, name: str, ref: ImageRef) -> str:
     return storage.put(key_for(task_id, name, content_type), ref.data or b"", content_type)
 
 
-def estimate_seconds(db: Database, steps: int) -> int:
+def estimate_seconds(db: Database, steps: int, typical_step_s: int) -> int:
+    """From the last steps' median; before there is any history, the profile's typical step."""
     median = db.scalar(queries.RECENT_STEP_SECONDS)
-    per_step = float(median) if median else DEFAULT_STEP_SECONDS
+    per_step = float(median) if median else typical_step_s
     return round(per_step * steps) + 5

@@ -20,6 +20,8 @@ class TaskView:
     created_at: str | None  # UTC, as PostgreSQL's text
     updated_at: str | None
     steps: dict[int, dict[str, Any]]  # the latest attempt of each step that has one
+    error_code: str | None = None
+    error_detail: str | None = None
 
 
 def load_owned(db: Database, task_id: str, user_id: str | None) -> TaskView:
@@ -30,7 +32,7 @@ def load_owned(db: Database, task_id: str, user_id: str | None) -> TaskView:
     latest = {row["step"]: row for row in found if row["step"] is not None}  # ordered by attempt
     first = found[0]
     task = Task.from_row({name: value for name, value in first.items() if name != "attempt"})  # a step's
-    return TaskView(task, first["created_at"], first["updated_at"], latest)
+    return TaskView(task, first["created_at"], first["updated_at"], latest, first["error_code"], first["error_detail"])
 
 
 def status(services: Services, task_id: str, user: str | None, force_check: bool) -> dict[str, Any]:
@@ -41,7 +43,14 @@ def status(services: Services, task_id: str, user: str | None, force_check: bool
 
         if checking.check_one(services, task_id).moved:
             seen = load_owned(db, task_id, user)
-    return body(seen)
+    answer = body(seen)
+    running = seen.steps.get(seen.task.current_step)
+    if seen.task.status is Status.PROCESSING and running and running["step_status"] == "processing":
+        from shared import progress
+
+        model = running["model"] or services.settings.replicate_model.split(":")[0]
+        answer["progress"] = progress.progress(db, running["progress_percent"], running["step_elapsed_s"], model)
+    return answer
 
 
 def body(seen: TaskView) -> dict[str, Any]:
@@ -64,6 +73,7 @@ def body(seen: TaskView) -> dict[str, Any]:
             "image_url": attempt.get("image_url"),
             "prediction_id": attempt.get("step_prediction_id"),
             "error": attempt.get("error"),
+            "error_code": attempt.get("step_error_code"),
             "started_at": _iso(attempt.get("started_at")),
             "completed_at": _iso(attempt.get("completed_at")),
         })
@@ -75,6 +85,8 @@ def body(seen: TaskView) -> dict[str, Any]:
         "intermediate_result": task.intermediate_result,
         "result_url": task.result_url,
         "error_message": task.error_message,
+        "error_code": seen.error_code,
+        "error_detail": seen.error_detail,
         "created_at": _iso(seen.created_at),
         "updated_at": _iso(seen.updated_at),
         "actions": [action.value for action in allowed_actions(task.status, bool(task.intermediate_result))],

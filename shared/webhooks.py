@@ -17,7 +17,7 @@ from shared.errors import InvalidInput, Unauthorized, Unavailable
 from shared.replicate_api import Prediction, Rejected, Transient
 from shared.services import Services
 from shared.settings import ConfigError
-from shared.states import Outcome
+from shared.states import Outcome, Status
 from shared.task import Task
 
 TOLERANCE_S = 300
@@ -68,8 +68,8 @@ def handle(services: Services, headers: Mapping[str, str], raw_body: str,
     except Rejected:
         return {"message": "Unknown prediction; ignored", "outcome": "ignored"}
 
-    found = db.one(queries.TASK_IN_FLIGHT_BY_PREDICTION, {"prediction_id": prediction_id})
-    if found is None:
+    found = db.one(queries.TASK_BY_PREDICTION, {"prediction_id": prediction_id})
+    if found is None or found["status"] != Status.PROCESSING:
         known = db.one(queries.STEP_BY_PREDICTION, {"prediction_id": prediction_id})
         if not prediction.terminal:
             # Not any task's current prediction (an orphan of a crash or a canceled step): stop it.

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from shared import completion, queries
+from shared import completion, queries, step_end
 from tests.conftest import drive, look, run_sql
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -143,32 +143,41 @@ def test_a_failed_look_is_posted_as_failed(fn, env, sim, receiver):
 
 
 # Each statement that ends a look, from a row in the state it ends it from.
+SPEND = {"predict_times": [None], "models": [None], "costs": [None]}
 ENDINGS = [
-    ("finish", "waiting_continue", queries.FINISH, {}),
-    ("cancel", "processing", queries.CANCEL, {"error": "canceled by user"}),
-    ("step failed", "processing", queries.STEP_FAILED,
-     {"prediction_id": "p-running", "error": "the model failed", "step_status": "failed"}),
-    ("last step succeeded", "processing", queries.STEP_SUCCEEDED,
-     {"prediction_id": "p-running", "image_url": "https://img/2.png", "output": "x"}),
+    ("finish", "waiting_continue", {}, queries.FINISH, {}),
+    ("cancel", "processing", {}, queries.CANCEL, {"error": "canceled by user", "error_code": "canceled_by_user"}),
+    ("launch failed", "processing", {"prediction_id": None, "step_started_at": None, "claim_token": "tok",
+                                     "claimed_at": "now()"},
+     queries.LAUNCH_FAILED, {"token": "tok", "error": "refused", "error_code": "replicate_rejected",
+                             "error_detail": None}),
+    ("step failed", "processing", {}, step_end.STEPS_FAILED,
+     {"prediction_ids": ["p-running"], "step_statuses": ["failed"], "errors": ["the model failed"],
+      "error_codes": ["model_failed"], "error_details": [None], **SPEND}),
+    ("last step succeeded", "processing", {"current_step": 2}, step_end.STEPS_SUCCEEDED,
+     {"prediction_ids": ["p-running"], "image_urls": ["https://img/2.png"], "outputs": ["x"], **SPEND}),
 ]
 
 
-@pytest.mark.parametrize("name,state,sql,params", ENDINGS, ids=[e[0] for e in ENDINGS])
-def test_every_statement_that_ends_a_look_writes_one_event(env, task_factory, name, state, sql, params):
-    steps = {"current_step": 2} if name == "last step succeeded" else {}
-    task_id = task_factory(state, **steps)
-    ended = run_sql(env["DATABASE_URL"], sql, {"id": task_id, **params})
-    assert ended, name
-    assert [row[1] for row in events(env["DATABASE_URL"], task_id)] == [f"look.{ended[0][2]}"]
+def end_with(database_url, sql, task_id, params):
+    return run_sql(database_url, sql, {"id": task_id, "ids": [task_id], **params})
+
+
+@pytest.mark.parametrize("name,state,columns,sql,params", ENDINGS, ids=[e[0] for e in ENDINGS])
+def test_every_statement_that_ends_a_look_writes_one_event(env, task_factory, name, state, columns, sql, params):
+    task_id = task_factory(state, **columns)
+    assert end_with(env["DATABASE_URL"], sql, task_id, params), name
+    [(status,)] = run_sql(env["DATABASE_URL"], "SELECT status FROM replicate_tasks WHERE id = %s", (task_id,))
+    assert [row[1] for row in events(env["DATABASE_URL"], task_id)] == [f"look.{status}"]
     # Ending is one move: running the statement again ends nothing and writes nothing.
-    assert run_sql(env["DATABASE_URL"], sql, {"id": task_id, **params}) == []
+    assert end_with(env["DATABASE_URL"], sql, task_id, params) == []
     assert len(events(env["DATABASE_URL"], task_id)) == 1
 
 
 def test_a_step_that_is_not_the_last_writes_no_event(env, task_factory):
     task_id = task_factory("processing", current_step=1)
-    run_sql(env["DATABASE_URL"], queries.STEP_SUCCEEDED,
-            {"id": task_id, "prediction_id": "p-running", "image_url": "https://img/1.png", "output": "x"})
+    assert end_with(env["DATABASE_URL"], step_end.STEPS_SUCCEEDED, task_id, {
+        "prediction_ids": ["p-running"], "image_urls": ["https://img/1.png"], "outputs": ["x"], **SPEND})
     assert events(env["DATABASE_URL"], task_id) == []
 
 

@@ -180,21 +180,23 @@ def test_a_step_past_its_deadline_is_canceled_at_replicate_and_fails_with_a_reas
 def test_an_unexpected_error_in_one_check_is_logged_with_its_trace_and_the_others_go_on(fn, sim, monkeypatch, capsys):
     import json
 
-    from shared import checking
+    from shared import step_end
 
     tasks = [fn.start(look(1), user=f"u{i}").body["task_id"] for i in range(3)]
     fn.worker()
     wait_until(sim.wait_idle)
-    real_apply = checking.apply
+    real_apply_all = step_end.apply_all
 
-    def apply_with_a_bug(db, task, seen):
-        if task.id == tasks[0]:
+    def apply_with_a_bug(db, checked):
+        if any(task.id == tasks[0] for task, _ in checked):
             raise KeyError("a bug")
-        return real_apply(db, task, seen)
+        return real_apply_all(db, checked)
 
-    monkeypatch.setattr(checking, "apply", apply_with_a_bug)
+    # The batch's write fails; the checker falls back to one write per prediction.
+    monkeypatch.setattr(step_end, "apply_all", apply_with_a_bug)
     reply = fn.checker().body
     assert (reply["errors"], reply["completed"]) == (1, 2)
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [entry["size"] for entry in logged if entry["event"] == "check_batch_error"] == [3]
     [error] = [entry for entry in logged if entry["event"] == "check_error"]
     assert error["task_id"] == tasks[0] and "KeyError: 'a bug'" in error["trace"]

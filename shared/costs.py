@@ -1,0 +1,44 @@
+"""What a step cost (recorded when it ends, from the site's profile) and what a look cost (for the
+completion webhook). Never shown to shoppers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from shared import queries
+from shared.db import Database
+from shared.profiles import Profile
+
+if TYPE_CHECKING:  # the completion webhook sums costs without importing the replicate client
+    from shared.replicate_api import Prediction
+
+
+def output_images(prediction: Prediction) -> int:
+    """How many images a per-image model billed: those of a succeeded prediction's output."""
+    if prediction.status != "succeeded":
+        return 0
+    output = prediction.output
+    if isinstance(output, str):
+        return 1 if output else 0
+    if isinstance(output, list):
+        return sum(1 for item in output if isinstance(item, str) and item)
+    return 0
+
+
+def step_spend(profile: Profile, prediction: Prediction | None) -> dict[str, Any]:
+    """The step row's model, predict_time_s and cost_usd for a prediction that ended (None: unknown)."""
+    if prediction is None:
+        return {"model": profile.model, "predict_time_s": None, "cost_usd": None}
+    return {
+        "model": prediction.model or profile.model,
+        "predict_time_s": prediction.predict_time_s,
+        "cost_usd": profile.cost_usd(prediction.predict_time_s, output_images(prediction)),
+    }
+
+
+def look_cost_usd(db: Database, task_id: str) -> Decimal | None:
+    """The sum of every attempt's recorded cost for one look (failed and retried ones too);
+    None when no step has a recorded cost."""
+    cost = db.scalar(queries.LOOK_COST, {"id": task_id})
+    return None if cost is None else Decimal(cost)

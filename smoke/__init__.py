@@ -1,0 +1,1 @@
+"""`python -m smoke`: one real look through Replicate (see __main__)."""
