@@ -25,8 +25,17 @@ import requests
 
 from devserver.launch import start
 
-PNG_1PX = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4"
-           "z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC")
+
+def png_data_uri(side: int = 256) -> str:
+    """A plain photo just large enough for MIN_IMAGE_SIDE."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (200, 180, 160)).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 def _ts(value: str) -> float:
@@ -45,7 +54,8 @@ def measure(mode: str, tasks: int, cron_interval: float, sim_seconds: float) -> 
 
             def create(i: int) -> str:
                 time.sleep(random.uniform(0, cron_interval))
-                body = {"person_image": PNG_1PX, "garments": [PNG_1PX, PNG_1PX]}
+                image = png_data_uri()
+                body = {"person_image": image, "garments": [image, image]}
                 reply = session.post(server.url + "/start", json=body, headers={"X-User-Id": f"bench-{i}"}, timeout=30)
                 reply.raise_for_status()
                 return reply.json()["task_id"]

@@ -140,7 +140,7 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
         return Observation(prediction=prediction, image_url=url)
     try:
         data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES)
-        key = key_for(task.id, f"step-{step}-{task.attempt}", content_type)
+        key = key_for(task.file_prefix, task.id, f"step-{step}-{task.attempt}", content_type)
         return Observation(prediction=prediction, image_url=storage.put(key, data, content_type))
     except DownloadError as error:
         if error.transient:

@@ -36,7 +36,7 @@ from shared.images import megabytes
 from shared.services import Services
 from shared.settings import ConfigError, Settings, load
 from shared.storage import StorageError
-from shared.validation import valid_user_id
+from shared.validation import check_text, valid_user_id
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
@@ -87,6 +87,7 @@ class Request:
             raise InvalidInput("The request body is not valid JSON.", code="invalid_json") from None
         if not isinstance(data, dict):
             raise InvalidInput("The request body must be a JSON object.", code="invalid_json")
+        check_text(data)
         return data
 
     @property

@@ -7,35 +7,39 @@ from __future__ import annotations
 from typing import Any
 
 from shared import queries
-from shared.db import Database, rows
+from shared.db import Database
 from shared.errors import LimitReached
 from shared.settings import Settings
 
 
-def check_caps(db: Database, settings: Settings, user_id: str, cur: Any = None) -> None:
-    """Start's caps: the user's unfinished looks and hourly starts, then the site-wide ones."""
-    def count(sql: str) -> dict[str, Any]:
-        if cur is None:
-            return db.one(sql, {"user_id": user_id}) or {}
-        cur.execute(sql, {"user_id": user_id})
-        return rows(cur)[0]
-
-    active = count(queries.USER_ACTIVE_TASKS)["n"]
+def check_caps(counts: dict[str, Any], settings: Settings) -> None:
+    """Start's caps from `queries.START_CHECKS`: the user's looks in progress (pending or
+    processing: a look waiting for Continue spends nothing) and hourly starts, then the site's."""
+    active = counts["user_active"]
     if active >= settings.max_active_tasks_per_user:
         raise LimitReached(
-            f"You already have {active} looks in progress. Finish or cancel one before starting another.",
+            f"You already have {active} looks in progress. "
+            "Wait for one to finish or cancel it before starting another.",
             code="too_many_active_tasks", retry_after=60,
         )
-    recent = count(queries.USER_RECENT_STARTS)
-    if recent["n"] >= settings.start_rate_per_user:
+    if counts["user_recent_starts"] >= settings.start_rate_per_user:
         raise LimitReached(
-            f"You have started {recent['n']} looks in the last hour, the most allowed. Please try again later.",
-            code="start_rate_limited", retry_after=int(recent["retry_after"] or 60),
+            f"You have started {counts['user_recent_starts']} looks in the last hour, the most allowed. "
+            "Please try again later.",
+            code="start_rate_limited", retry_after=int(counts["retry_after"] or 60),
         )
-    if count(queries.ALL_ACTIVE_TASKS)["n"] >= settings.max_active_tasks:
+    if counts["site_active"] >= settings.max_active_tasks:
         raise LimitReached("The try-on service is very busy right now. Please try again in a few minutes.",
                               code="service_busy", retry_after=300)
-    check_site_step_budget(count(queries.ALL_RECENT_STEPS)["n"], settings)
+    check_site_step_budget(counts["site_recent_steps"], settings)
+
+
+def cap_limits(settings: Settings) -> dict[str, int]:
+    """The caps as `queries.INSERT_TASK` parameters."""
+    return {
+        "max_user_active": settings.max_active_tasks_per_user, "max_user_starts": settings.start_rate_per_user,
+        "max_site_active": settings.max_active_tasks, "max_site_steps": settings.max_steps_per_hour,
+    }
 
 
 def check_step_budget(db: Database, settings: Settings, user_id: str) -> None:

@@ -123,6 +123,7 @@ class Settings:
     max_active_tasks_per_user = _setting(lambda self: self._int("MAX_ACTIVE_TASKS_PER_USER", 3, minimum=1))
     start_rate_per_user = _setting(lambda self: self._int("START_RATE_PER_USER", 30, minimum=1))
     max_image_bytes = _setting(lambda self: self._int("MAX_IMAGE_BYTES", 3 * 1024 * 1024, minimum=1024))
+    min_image_side = _setting(lambda self: self._int("MIN_IMAGE_SIDE", 256, minimum=1))
     max_active_tasks = _setting(lambda self: self._int("MAX_ACTIVE_TASKS", 1000, minimum=1))
     max_steps_per_hour = _setting(lambda self: self._int("MAX_STEPS_PER_HOUR", 2000, minimum=1))
     look_idle_finish_s = _setting(lambda self: self._int("LOOK_IDLE_FINISH_S", 86400, minimum=60))

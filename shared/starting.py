@@ -1,58 +1,91 @@
 """Starting a look: one pending task (or the one an Idempotency-Key already made), within the
-caps. Data URIs go to storage first, so the task row holds URLs."""
+caps, in at most four statements: BEGIN, START_CHECKS, INSERT_TASK, COMMIT. Uploaded images are
+written to storage only once the look is sure to be saved (between the INSERT and the COMMIT),
+so the task row holds URLs and a refused start leaves no file behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import Any
 
 from shared import log, profiles, queries
-from shared.db import Database, rows
-from shared.errors import WrongState
+from shared.db import rows
+from shared.errors import LimitReached, WrongState
 from shared.images import ImageRef
-from shared.limits import check_caps
+from shared.limits import cap_limits, check_caps
 from shared.services import Services
 from shared.states import Status
-from shared.storage import Store, key_for
+from shared.storage import StorageError, Store, key_for, new_file_prefix
 from shared.validation import StartRequest
 
 
+class _Refused(Exception):
+    """INSERT_TASK found a cap full or the key taken after all: checked again without the race."""
+
+
 def start(services: Services, request: StartRequest, idempotency_key: str | None) -> dict[str, Any]:
+    try:
+        return _start(services, request, idempotency_key)
+    except _Refused:
+        pass
+    # A start that committed while this one waited for the user's lock: now it is visible.
+    try:
+        return _start(services, request, idempotency_key)
+    except _Refused:
+        raise LimitReached("Too many looks are starting at once. Please try again in a moment.",
+                           code="service_busy", retry_after=5) from None
+
+
+def _start(services: Services, request: StartRequest, idempotency_key: str | None) -> dict[str, Any]:
     db, settings = services.db, services.settings
     profile = profiles.active(settings)  # a misconfigured model is a 503 before anything is stored
     fingerprint = request.fingerprint()
-    if idempotency_key:
-        existing = db.one(queries.TASK_BY_IDEMPOTENCY_KEY, {"user_id": request.user_id, "key": idempotency_key})
-        if existing is not None:
-            return _replayed(existing, fingerprint)
-    check_caps(db, settings, request.user_id)
-
-    task_id = str(uuid.uuid4())
+    task_id, file_prefix = str(uuid.uuid4()), new_file_prefix()
     storage = services.storage
-    person_image = _keep(storage, task_id, "person", request.person)
-    garments = [
-        {"image": _keep(storage, task_id, f"garment-{i + 1}", g.image), "description": g.description,
-         "category": g.category}
-        for i, g in enumerate(request.garments)
-    ]
-    with db.transaction() as cur:
-        cur.execute(queries.LOCK_USER, {"user_id": request.user_id})
-        check_caps(db, settings, request.user_id, cur)
-        cur.execute(queries.INSERT_TASK, {
-            "id": task_id, "user_id": request.user_id, "person_image": person_image,
-            "garments": json.dumps(garments), "prompt_hints": request.prompt_hints,
-            "total_steps": len(garments), "idempotency_key": idempotency_key, "request_hash": fingerprint,
-        })
-        row = next(iter(rows(cur)), None)
-    if row is None:  # a concurrent request with the same Idempotency-Key won
-        existing = db.one(queries.TASK_BY_IDEMPOTENCY_KEY, {"user_id": request.user_id, "key": idempotency_key})
-        assert existing is not None  # the row that won the conflict
-        return _replayed(existing, fingerprint)
+    uploads: dict[str, ImageRef] = {}  # key -> image, written once the row is in
+
+    def url(name: str, ref: ImageRef) -> str:
+        if ref.url:
+            return ref.url
+        if storage is None:  # no store configured: the data URI stays in the row (the original)
+            return ref.as_data_uri()
+        key = key_for(file_prefix, task_id, name, ref.content_type or "")
+        uploads[key] = ref
+        return f"{storage.public_url}/{key}"
+
+    person_image = url("person", request.person)
+    garments = [{"image": url(f"garment-{i + 1}", g.image), "description": g.description, "category": g.category}
+                for i, g in enumerate(request.garments)]
+    written: list[str] = []
+    try:
+        with db.transaction() as cur:
+            cur.execute(queries.START_CHECKS, {"user_id": request.user_id, "key": idempotency_key})
+            checks = rows(cur)[0]
+            if checks["existing"] is not None:
+                return _replayed(checks["existing"], fingerprint)
+            check_caps(checks, settings)
+            cur.execute(queries.INSERT_TASK, {
+                "id": task_id, "user_id": request.user_id, "person_image": person_image,
+                "garments": json.dumps(garments), "prompt_hints": request.prompt_hints,
+                "total_steps": len(garments), "key": idempotency_key, "request_hash": fingerprint,
+                "file_prefix": file_prefix, **cap_limits(settings),
+            })
+            if cur.fetchone() is None:
+                raise _Refused()
+            assert storage is not None or not uploads
+            for key, ref in uploads.items():
+                written.append(key)
+                storage.put(key, ref.data or b"", ref.content_type or "")  # type: ignore[union-attr]
+    except BaseException:
+        _delete_quietly(storage, written)  # the look was not saved: neither are its files
+        raise
     log.transition(task_id, None, Status.PENDING, total_steps=len(garments), user_id=request.user_id)
+    per_step = float(checks["step_seconds"] or profile.typical_step_s)
     return {
         "task_id": task_id, "status": Status.PENDING.value, "current_step": 0, "total_steps": len(garments),
-        "estimated_time_seconds": estimate_seconds(db, len(garments), profile.typical_step_s),
+        "estimated_time_seconds": estimate_seconds(per_step, len(garments)),
     }
 
 
@@ -66,18 +99,13 @@ def _replayed(row: dict[str, Any], fingerprint: str) -> dict[str, Any]:
     }
 
 
-def _keep(storage: Store | None, task_id: str, name: str, ref: ImageRef) -> str:
-    """A data URI goes to storage when there is one; a URL stays as given."""
-    if ref.url:
-        return ref.url
-    if storage is None:
-        return ref.as_data_uri()
-    content_type = ref.content_type or ""
-    return storage.put(key_for(task_id, name, content_type), ref.data or b"", content_type)
+def _delete_quietly(storage: Store | None, keys: list[str]) -> None:
+    for key in keys:
+        with contextlib.suppress(StorageError):
+            storage.delete(key)  # type: ignore[union-attr]
 
 
-def estimate_seconds(db: Database, steps: int, typical_step_s: int) -> int:
-    """From the last steps' median; before there is any history, the profile's typical step."""
-    median = db.scalar(queries.RECENT_STEP_SECONDS)
-    per_step = float(median) if median else typical_step_s
+def estimate_seconds(per_step: float, steps: int) -> int:
+    """Seconds until the last step is ready: the median of recent steps (before there is any
+    history, the profile's typical step) for each, plus the poke."""
     return round(per_step * steps) + 5

@@ -2,13 +2,16 @@
 
 Replicate deletes API prediction outputs an hour after they are made, so every step's image is
 copied here before a user is shown it, and the next step reads it from here.
-Keys are `tasks/<task id>/<name>.<ext>`; nothing here lists a bucket or folder.
+Keys are `looks/<random per-look prefix>/<name>.<ext>`: a shared image link names no task, so it
+gives no handle on the look. Looks started before the prefix existed keep `tasks/<task id>/...`.
+Nothing here lists a bucket or folder.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import tempfile
 import threading
 from pathlib import Path
@@ -18,15 +21,21 @@ from urllib.parse import urlsplit
 from shared.images import CONTENT_TYPES
 from shared.settings import ConfigError, Settings
 
-_KEY = re.compile(r"^tasks/[0-9a-f-]{36}/[a-z0-9-]{1,64}\.(png|jpg|webp)$")
+_KEY = re.compile(r"^(looks/[A-Za-z0-9_-]{22}|tasks/[0-9a-f-]{36})/[a-z0-9-]{1,64}\.(png|jpg|webp)$")
 
 
 class StorageError(Exception):
     """The store could not be reached or refused a write: transient, try again later."""
 
 
-def key_for(task_id: str, name: str, content_type: str) -> str:
-    key = f"tasks/{task_id}/{name}.{CONTENT_TYPES[content_type]}"
+def new_file_prefix() -> str:
+    """22 random URL-safe characters (128 bits): a look's folder, unguessable and unrelated to its id."""
+    return secrets.token_urlsafe(16)
+
+
+def key_for(file_prefix: str | None, task_id: str, name: str, content_type: str) -> str:
+    folder = f"looks/{file_prefix}" if file_prefix else f"tasks/{task_id}"  # the latter: older looks
+    key = f"{folder}/{name}.{CONTENT_TYPES[content_type]}"
     if not _KEY.match(key):
         raise ValueError(f"not a storage key: {key!r}")
     return key
@@ -42,6 +51,10 @@ class Store:
         raise NotImplementedError
 
     def get(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Removes a file written for a look that was then not saved; a missing file is fine."""
         raise NotImplementedError
 
     def is_public(self) -> bool:
@@ -81,6 +94,12 @@ class LocalStorage(Store):
             return self._path(key).read_bytes()
         except OSError as error:
             raise StorageError(f"local storage read failed: {error.strerror}") from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"local storage delete failed: {error.strerror}") from None
 
     def is_public(self) -> bool:
         host = (urlsplit(self.public_url).hostname or "").lower()
@@ -147,6 +166,14 @@ class S3Storage(Store):
             return data
         except (BotoCoreError, ClientError) as error:
             raise StorageError(f"S3 read failed: {type(error).__name__}") from None
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"S3 delete failed: {type(error).__name__}") from None
 
     def is_public(self) -> bool:
         return True

@@ -41,6 +41,7 @@ class Task:
     claim_token: str | None = None
     step_started_at: datetime | None = None
     request_hash: str | None = None
+    file_prefix: str | None = None  # where its images are stored (shared.storage.key_for)
     previous_status: Status | None = None
 
     @classmethod

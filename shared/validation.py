@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.errors import InvalidInput, Unauthorized
+from shared.errors import InvalidInput, TaskNotFound, Unauthorized
 from shared.images import ImageRef, InvalidImage, parse_image
 from shared.settings import Settings
 from shared.states import Action
@@ -22,6 +22,25 @@ MAX_PROMPT_HINTS = 500
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 USER_ID_RE = re.compile(r"^[A-Za-z0-9._:@+=\-]{1,128}$")
+
+
+def check_text(value: Any, field: str = "the request") -> None:
+    """Every string in a request body (keys too) must be text that can be stored and sent on:
+    JSON may carry lone UTF-16 surrogates ("\\ud800"), which no UTF-8 writer accepts."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{field} is not valid text: it contains a broken character (a lone UTF-16 "
+                               "surrogate). Send it as UTF-8 text.", code="invalid_text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key if field == "the request" else f"{field}.{key}"
+            check_text(key, "A field name")
+            check_text(item, name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_text(item, f"{field}[{index}]")
 
 
 def valid_user_id(value: Any) -> str:
@@ -82,7 +101,8 @@ def _http_origins(settings: Settings) -> tuple[str, ...]:
 
 def _image(value: Any, field: str, settings: Settings) -> ImageRef:
     try:
-        return parse_image(value, max_bytes=settings.max_image_bytes, http_origins=_http_origins(settings))
+        return parse_image(value, max_bytes=settings.max_image_bytes, http_origins=_http_origins(settings),
+                           min_side=settings.min_image_side)
     except InvalidImage as error:
         raise InvalidInput(f"{field} {error}.", code="invalid_image") from None
 
@@ -138,10 +158,12 @@ def _garment(item: Any, index: int, settings: Settings) -> GarmentInput:
 
 
 def check_task_id(value: Any) -> str:
+    """Our task ids are UUIDs; the seed's column is TEXT, so any other id is simply one we do not
+    have: 404, answered without a query."""
     if value is None or value == "":
         raise InvalidInput("task_id is required", code="missing_field")
     if not isinstance(value, str) or not UUID_RE.match(value.strip().lower()):
-        raise InvalidInput("task_id is not a valid task id.", code="invalid_task_id")
+        raise TaskNotFound()
     return value.strip().lower()
 
 

@@ -295,7 +295,7 @@ def task_factory(database_url):
     return make
 
 
-def png_bytes(colour=(200, 60, 60), size=(48, 64)) -> bytes:
+def png_bytes(colour=(200, 60, 60), size=(256, 320)) -> bytes:
     from PIL import Image
 
     out = io.BytesIO()

@@ -64,12 +64,12 @@ START_CASES = {
 TASK = str(uuid.uuid4())
 OTHER_CASES = {
     "status without task id": ("status", "GET", None, {}, {}, 400, "missing_field"),
-    "status with sql in task id": ("status", "GET", None, {}, {"task_id": "1' OR '1'='1"}, 400, "invalid_task_id"),
-    "status with path traversal id": ("status", "GET", None, {}, {"task_id": "../../etc/passwd"}, 400, "invalid_task_id"),
+    "status with sql in task id": ("status", "GET", None, {}, {"task_id": "1' OR '1'='1"}, 404, "task_not_found"),
+    "status with path traversal id": ("status", "GET", None, {}, {"task_id": "../../etc/passwd"}, 404, "task_not_found"),
     "status with POST": ("status", "POST", {"task_id": TASK}, {}, None, 405, None),
     "status of an unknown task": ("status", "GET", None, {}, {"task_id": TASK}, 404, "task_not_found"),
     "continue without task id": ("continue_", "POST", {}, {}, None, 400, "missing_field"),
-    "continue with numeric task id": ("continue_", "POST", {"task_id": 12345}, {}, None, 400, "invalid_task_id"),
+    "continue with numeric task id": ("continue_", "POST", {"task_id": 12345}, {}, None, 404, "task_not_found"),
     "continue with unknown action": ("continue_", "POST", {"task_id": TASK, "action": "explode"}, {}, None, 400, "invalid_action"),
     "continue with action not text": ("continue_", "POST", {"task_id": TASK, "action": ["finish"]}, {}, None, 400, "invalid_action"),
     "continue with bad json": ("continue_", "POST", "{task_id", {}, None, 400, "invalid_json"),

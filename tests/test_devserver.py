@@ -21,7 +21,7 @@ def test_it_serves_the_web_page_and_its_assets(devserver):
         assert requests.get(f"{devserver.url}/{asset}", timeout=10).status_code == 200
     assert requests.get(devserver.url + "/../README.md", timeout=10).status_code == 404
     assert requests.get(devserver.url + "/files/../../etc/passwd", timeout=10).status_code == 404
-    for folder in ("/files/", "/files/tasks/"):  # stored images are never listed
+    for folder in ("/files/", "/files/tasks/", "/files/looks/"):  # stored images are never listed
         assert requests.get(devserver.url + folder, timeout=10).status_code == 404
 
 
@@ -41,7 +41,7 @@ def test_the_seed_procedure_runs_over_http_with_the_built_in_cron(devserver):
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
         assert requests.post(devserver.url + "/continue", headers=user(), json={"task_id": task_id}, timeout=10).status_code == 200
     final = wait_until(lambda: (v := status())["status"] == "completed" and v, timeout=30)
-    assert final["result_url"].startswith(devserver.url + "/files/tasks/")
+    assert final["result_url"].startswith(devserver.url + "/files/looks/")
     checker = requests.get(devserver.url + "/checker", timeout=30).json()
     assert checker["message"].startswith("Checked ")
 

@@ -55,17 +55,12 @@ def test_web_config_says_which_url_is_missing(tmp_path):
 # --- tests.json: the original functions' own platform test cases (and ours) against the port ---
 
 ORIGINAL = json.loads(poehali.ORIGINAL_TESTS.read_text(encoding="utf-8"))
-CONTINUE_404 = ("The seed's ids are TEXT: an id that is not one of ours is simply not found (404). The port "
-                "answers 400 invalid_task_id today; another helper changes that (issue 10 item 9).")
 
 
 def platform_cases():
     for name in poehali.SEED_NAMES.values():
         for index, case in enumerate(poehali.platform_tests(name)["tests"]):
-            marks = []
-            if name == "replicate-continue" and case.get("body") == {"task_id": "test-task-123"}:
-                marks.append(pytest.mark.xfail(reason=CONTINUE_404, strict=False))
-            yield pytest.param(name, index, marks=marks, id=f"{name}:{case['name']}")
+            yield pytest.param(name, index, id=f"{name}:{case['name']}")
 
 
 def body_mismatches(expected, actual) -> list[str]:

@@ -76,7 +76,6 @@ UNFINISHED_ONLY = {"replicate_tasks_to_launch", "replicate_tasks_in_flight", "re
     ("worker claim", queries.CLAIM_TO_LAUNCH, {"stale_s": 90, "limit": 16, "token": "t"}),
     ("checker claim", queries.CLAIM_TO_CHECK, {"recheck_s": 3, "limit": 64, "run_started": "2100-01-01"}),
     ("checker due count", queries.DUE_TO_CHECK, {"recheck_s": 3}),
-    ("site-wide active cap", queries.ALL_ACTIVE_TASKS, {}),
 ])
 def test_due_work_is_found_through_a_partial_index(big_table, name, sql, params):
     scans = scans_of(plan(big_table, sql, params))
@@ -87,7 +86,54 @@ def test_due_work_is_found_through_a_partial_index(big_table, name, sql, params)
     assert all(index in UNFINISHED_ONLY for _, index in choosing), f"{name} reads finished tasks: {scans}"
 
 
-def test_a_users_caps_read_only_that_users_rows(big_table):
-    for sql in (queries.USER_ACTIVE_TASKS, queries.USER_RECENT_STARTS):
-        scans = scans_of(plan(big_table, sql, {"user_id": "user-7"}))
-        assert scans and all(kind != "Seq Scan" for kind, _ in scans), scans
+def every_scan(plan_json: str) -> list[tuple[str, str, str]]:
+    """(node type, relation, index) of every scan in a plan."""
+    found = []
+
+    def walk(node):
+        if "Scan" in node.get("Node Type", ""):
+            found.append((node["Node Type"], node.get("Relation Name", ""), node.get("Index Name", "")))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(json.loads(plan_json)[0]["Plan"])
+    return found
+
+
+@pytest.fixture
+def step_history(big_table):
+    """100,000 succeeded steps of finished looks, and a few from the last hour."""
+    big_table.execute("""
+        INSERT INTO replicate_task_steps (task_id, step, attempt, status, prediction_id, image_url,
+                                          created_at, started_at, completed_at)
+        SELECT id, 1, 1, 'succeeded', prediction_id, result_url, created_at, created_at,
+               created_at + INTERVAL '40 seconds'
+        FROM replicate_tasks WHERE status = 'completed'""")
+    big_table.execute("ANALYZE replicate_task_steps")
+    return big_table
+
+
+START_PARAMS = {"user_id": "user-7", "key": "click-1", "id": "t", "person_image": "p", "garments": "[]",
+                "prompt_hints": None, "total_steps": 1, "request_hash": "h", "file_prefix": "f",
+                "max_user_active": 3, "max_user_starts": 30, "max_site_active": 1000, "max_site_steps": 2000}
+
+
+@pytest.mark.parametrize("name,sql", [
+    ("start's checks, caps and estimate", queries.START_CHECKS),
+    ("start's insert with the caps again", queries.INSERT_TASK),
+    ("the step budget of Continue and Retry", queries.USER_RECENT_STEPS),
+    ("the site's step budget", queries.ALL_RECENT_STEPS),
+])
+def test_every_query_start_runs_reads_indexes_not_history(step_history, name, sql):
+    scans = every_scan(plan(step_history, sql, START_PARAMS))
+    assert scans, f"{name}: no scan in the plan"
+    assert not [scan for scan in scans if scan[0] == "Seq Scan"], f"{name} scans a whole table: {scans}"
+    # A bitmap heap scan names its index on its child, listed too.
+    reading_tasks = {index for kind, relation, index in scans
+                     if relation == "replicate_tasks" and kind != "Bitmap Heap Scan"}
+    assert reading_tasks <= UNFINISHED_ONLY | {"replicate_tasks_idempotency", "replicate_tasks_user_created"}, scans
+
+
+def test_the_estimate_reads_only_the_latest_succeeded_steps(step_history):
+    scans = every_scan(plan(step_history, queries.START_CHECKS, START_PARAMS))
+    assert ("Index Scan", "replicate_task_steps", "replicate_task_steps_recent_success") in scans, scans

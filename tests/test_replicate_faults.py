@@ -112,7 +112,7 @@ def test_a_list_output_is_read_as_its_first_url_and_stored(fn, sim, env):
     sim.set_faults(output_format="list")
     task_id = fn.start(look(1)).body["task_id"]
     view = drive(fn, task_id, "completed")
-    assert view["result_url"].startswith(env["PUBLIC_FILES_URL"] + "/tasks/")
+    assert view["result_url"].startswith(env["PUBLIC_FILES_URL"] + "/looks/")
     assert "[" not in view["result_url"]
 
 

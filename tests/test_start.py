@@ -2,6 +2,7 @@
 into the model input, Idempotency-Key, and the poke that never delays the answer."""
 
 import http.server
+import re
 import threading
 import typing
 from pathlib import Path
@@ -30,9 +31,10 @@ def test_data_uri_images_are_stored_first_and_the_task_keeps_their_urls(fn, sim,
         cur.execute("SELECT person_image, garments FROM replicate_tasks WHERE id = %s", (task_id,))
         person, garments = cur.fetchone()
     conn.close()
-    assert person == f"{env['PUBLIC_FILES_URL']}/tasks/{task_id}/person.png"
+    assert re.fullmatch(re.escape(env["PUBLIC_FILES_URL"]) + r"/looks/[A-Za-z0-9_-]{22}/person\.png", person)
     assert "data:" not in garments
-    assert (Path(env["LOCAL_STORAGE_DIR"]) / "tasks" / task_id / "garment-2.png").exists()
+    folder = person[len(env["PUBLIC_FILES_URL"]) + 1:].rsplit("/", 1)[0]
+    assert (Path(env["LOCAL_STORAGE_DIR"]) / folder / "garment-2.png").exists()
 
 
 def test_without_storage_data_uris_are_kept_as_they_came(fn, sim, env, monkeypatch):

@@ -36,14 +36,15 @@ def test_continue_download_and_the_result_work_after_replicate_deleted_its_outpu
     assert sim.stats["expired_file_gets"] == 0  # the project never fetched an expired URL
 
 
-def test_step_images_are_stored_under_the_task_by_step_and_attempt(fn, sim, env):
+def test_step_images_are_stored_under_the_looks_folder_by_step_and_attempt(fn, sim, env):
     sim.set_faults(outcomes=["failed"])
     task_id = fn.start(look(1)).body["task_id"]
     drive(fn, task_id, "failed")
     fn.act(task_id, "retry")
     view = drive(fn, task_id, "completed")
-    assert view["result_url"] == f"{env['PUBLIC_FILES_URL']}/tasks/{task_id}/step-1-2.png"
-    stored = sorted(p.name for p in (Path(env["LOCAL_STORAGE_DIR"]) / "tasks" / task_id).iterdir())
+    folder = view["result_url"].rsplit("/", 1)[0][len(env["PUBLIC_FILES_URL"]) + 1:]
+    assert view["result_url"] == f"{env['PUBLIC_FILES_URL']}/{folder}/step-1-2.png" and folder.startswith("looks/")
+    stored = sorted(p.name for p in (Path(env["LOCAL_STORAGE_DIR"]) / folder).iterdir())
     assert stored == ["garment-1.png", "person.png", "step-1-2.png"]
 
 
@@ -164,12 +165,14 @@ def test_with_s3_inputs_and_every_step_image_are_objects_with_their_content_type
     fn.act(task_id)
     view = drive(fn, task_id, "completed")
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="tryon-test")["Contents"])
-    assert keys == [f"tasks/{task_id}/{name}" for name in
+    folder = keys[0].rsplit("/", 1)[0]  # looks/<random>: names no task
+    assert folder.startswith("looks/") and task_id not in folder
+    assert keys == [f"{folder}/{name}" for name in
                     ("garment-1.png", "garment-2.png", "person.png", "step-1-1.png", "step-2-1.png")]
-    assert view["result_url"] == f"{endpoint}/tryon-test/tasks/{task_id}/step-2-1.png"
-    head = client.head_object(Bucket="tryon-test", Key=f"tasks/{task_id}/step-2-1.png")
+    assert view["result_url"] == f"{endpoint}/tryon-test/{folder}/step-2-1.png"
+    head = client.head_object(Bucket="tryon-test", Key=f"{folder}/step-2-1.png")
     assert head["ContentType"] == "image/png"
-    assert client.get_object(Bucket="tryon-test", Key=f"tasks/{task_id}/person.png")["Body"].read() == \
+    assert client.get_object(Bucket="tryon-test", Key=f"{folder}/person.png")["Body"].read() == \
         __import__("base64").b64decode(PERSON.split(",", 1)[1])
     assert sim.created_inputs()[1]["human_img"] == view["steps"][0]["image_url"]
     assert requests.get(view["result_url"], timeout=5).content.startswith(b"\x89PNG")  # publicly readable

@@ -193,7 +193,8 @@ def test_a_limit_reached_is_explained_in_russian(page, devserver, images):
         page.get_by_test_id("start").click()
         page.get_by_test_id("error").wait_for(state="visible")
         assert page.get_by_test_id("error").inner_text() == (
-            "У вас уже есть незавершённые образы. Завершите или отмените один, прежде чем начинать новый.")
+            "Сейчас уже примеряются другие ваши образы. Дождитесь, пока один из них будет готов, "
+            "или отмените его в «Моих образах».")
         assert page.console_errors == ["Failed to load resource: the server responded with a status of 429 (Too Many Requests)"]
     finally:
         sim_faults(devserver, duration_s=None)
