@@ -96,14 +96,15 @@ def request_for(settings: Settings, webhook_id: str, payload: str, now: float) -
 
 def post_within(url: str, headers: dict[str, str], body: str, deadline_s: float) -> str | None:
     """POSTs and returns None on a 2xx, else what went wrong. The whole call, slow answers
-    included, ends within `deadline_s`: requests' own timeouts are per socket read."""
+    included, ends within `deadline_s`: requests' own timeouts are per socket read, so the
+    thread's join is the deadline (the thread itself ends at the read timeout)."""
     import requests  # only worker runs with events to send
 
     outcome: list[str | None] = []
 
     def send() -> None:
         try:
-            with requests.post(url, data=body.encode(), headers=headers, timeout=(3.0, deadline_s),
+            with requests.post(url, data=body.encode(), headers=headers, timeout=(3.0, deadline_s + 1.0),
                                allow_redirects=False, stream=True) as response:
                 outcome.append(None if 200 <= response.status_code < 300 else f"answered {response.status_code}")
         except requests.RequestException as error:
