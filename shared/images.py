@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -211,12 +212,29 @@ def _session() -> requests.Session:
     return _requests_session
 
 
+def _socket_of(raw: object) -> socket.socket | None:
+    """The socket under a urllib3 response: its connection's, or (the connection already handed
+    it to the response, as for a body that ends with the connection) its file's."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is None:
+        sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
 def download(url: str, *, max_bytes: int, timeout: float = 15.0) -> tuple[bytes, str]:
-    """Fetches an image (streamed, size-capped, type-checked); returns (bytes, content type)."""
+    """Fetches an image (streamed, size-capped, type-checked); returns (bytes, content type).
+    `timeout` bounds the whole download, not each read: a host dripping bytes is cut off."""
+    import time
+
     import requests
 
+    from shared.deadlines import Watchdog
+
+    dog = Watchdog(time.monotonic() + timeout)
     try:
-        with _session().get(url, stream=True, timeout=(5.0, timeout), allow_redirects=True) as response:
+        with dog, _session().get(url, stream=True, timeout=(min(5.0, timeout), timeout),
+                                 allow_redirects=True) as response:
+            dog.watch(_socket_of(response.raw))
             if response.status_code in (404, 410):
                 raise DownloadError("the image is no longer available", transient=False)
             if response.status_code == 429 or response.status_code >= 500:
@@ -232,8 +250,13 @@ def download(url: str, *, max_bytes: int, timeout: float = 15.0) -> tuple[bytes,
                 if size > max_bytes:
                     raise DownloadError(f"the image is larger than {megabytes(max_bytes)}", transient=False)
                 chunks.append(chunk)
-    except requests.RequestException as error:
+    except (requests.RequestException, OSError) as error:
+        if dog.fired:
+            raise DownloadError(f"the image host did not finish sending it within {timeout:g} s",
+                                transient=True) from None
         raise DownloadError(f"the image could not be fetched ({type(error).__name__})", transient=True) from None
+    if dog.fired:  # the cut connection can also look like a short, complete body
+        raise DownloadError(f"the image host did not finish sending it within {timeout:g} s", transient=True)
     data = b"".join(chunks)
     content_type = sniff(data)
     if content_type is None:

@@ -15,14 +15,17 @@ time and records it before the next; and a launch whose claim was taken over can
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 from typing import Any
 
-from shared import log, profiles, queries
-from shared.db import Database
+from shared import log, profiles, queries, webhook_tokens
+from shared.db import UNAVAILABLE, Database
 from shared.images import CONTENT_TYPES, to_data_uri
 from shared.profiles import StepImages
 from shared.replicate_api import OutOfTime, Prediction, Rejected, ReplicateAPI, Transient
@@ -31,6 +34,13 @@ from shared.settings import Settings
 from shared.states import ErrorCode, LaunchOutcome, Status
 from shared.storage import StorageError, Store
 from shared.task import Task
+
+# A look whose launch fails this many times with an error of ours (not Replicate's) is failed.
+MAX_LAUNCH_FAILURES = 3
+BROKEN_BACKOFF_S = 5.0
+# Replicate stamps created_at a moment after we mark a create as sent; clocks differ a little.
+ADOPT_WINDOW_SLACK_S = 60
+ADOPT_MAX_PAGES = 3
 
 
 def step_input(settings: Settings, storage: Store | None, task: Task) -> dict[str, Any]:
@@ -43,9 +53,12 @@ def step_input(settings: Settings, storage: Store | None, task: Task) -> dict[st
     human = task.person_image if step == 1 else task.intermediate_result
     if not human:
         raise Rejected("The image from the previous step is missing, so this step cannot run.")
-    return profiles.active(settings).to_input(StepImages(
+    model_input = profiles.active(settings).to_input(StepImages(
         person=_reachable(settings, storage, human), garment=_reachable(settings, storage, garment.image),
         category=garment.category, description=garment.description, prompt_hints=task.prompt_hints))
+    # Text that cannot be sent (a lone surrogate) fails here, before any create: quarantined.
+    json.dumps(model_input, ensure_ascii=False).encode("utf-8")
+    return model_input
 
 
 def _reachable(settings: Settings, storage: Store | None, url: str) -> str:
@@ -69,7 +82,12 @@ def _replicate_is_local(settings: Settings) -> bool:
 class Launch:
     outcome: LaunchOutcome
     prediction_id: str | None = None
-    throttled: bool = False
+    throttled: bool = False    # Replicate said 429: this run stops
+    out_of_time: bool = False  # no time left in this run for a create: this run stops
+
+
+class LaunchBroke(Exception):
+    """Our own launch code failed (a bug, text that cannot be sent): not Replicate's trouble."""
 
 
 def backoff_seconds(retry_after: float | None) -> float:
@@ -78,55 +96,126 @@ def backoff_seconds(retry_after: float | None) -> float:
 
 def create_prediction(settings: Settings, api: ReplicateAPI, storage: Store | None, task: Task,
                       claimed: float | None = None) -> Prediction | Exception:
-    """The network half of a launch: the prediction, or the error it met.
-    `claimed` (time.monotonic() when the claim was taken): the create must start early enough to
-    end, even by timing out, before the claim could go stale and be re-driven by another run."""
+    """The network half of a launch: the prediction, or the error it met. `claimed`
+    (time.monotonic() when the claim was taken): the create must have ended, answered or
+    abandoned, before the claim could go stale and be re-driven by another run."""
     claimed = time.monotonic() if claimed is None else claimed
-    start_by = claimed + settings.claim_stale_s - settings.replicate_timeout_s - 1.0
     try:
         model_input = step_input(settings, storage, task)
-        return api.create(model_input, webhook=settings.checker_url or None, cancel_after_s=settings.step_timeout_s,
-                          start_by=start_by)
+        webhook = webhook_tokens.webhook_url(settings, task.id, task.current_step, task.attempt)
+        return api.create(model_input, webhook=webhook, cancel_after_s=settings.step_timeout_s,
+                          end_by=claimed + settings.claim_stale_s - 1.0)
     except (Transient, Rejected, StorageError) as error:
         return error
+    except Exception as error:  # a bug of ours must not kill the run: counted towards quarantine
+        log.event("launch_broke", task_id=task.id, step=task.current_step, attempt=task.attempt,
+                  error=type(error).__name__, trace=traceback.format_exc(limit=6)[-2000:])
+        return LaunchBroke(type(error).__name__)
 
 
 def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Prediction | Exception) -> Launch:
-    """The database half of a launch: exactly one of LAUNCHED, LAUNCH_FAILED or LAUNCH_DEFERRED."""
+    """The database half of a launch: exactly one of LAUNCHED, LAUNCH_FAILED or LAUNCH_DEFERRED.
+    If the database fails while a new prediction waits to be recorded, the prediction is
+    canceled (in the time the run reserved for it) before the error goes on."""
     claim = {"id": task.id, "token": task.claim_token}
     step = {"step": task.current_step, "attempt": task.attempt}
     if isinstance(result, Prediction):
-        row = db.one(queries.LAUNCHED, {**claim, "prediction_id": result.id})
-        if row is None:
+        try:
+            row = db.one(queries.LAUNCHED, {**claim, "prediction_id": result.id})
+            holder = None if row is not None else db.one(queries.TASK_BY_PREDICTION, {"prediction_id": result.id})
+            # Adopted meanwhile (its start webhook came first): recorded all the same.
+            adopted = holder is not None and holder["id"] == task.id and holder["status"] == Status.PROCESSING
+        except UNAVAILABLE:
+            log.event("orphan_prediction", task_id=task.id, **step, prediction_id=result.id, reason="database")
+            cancel_quietly(api, result.id, reserved=True)
+            raise
+        if row is None and not adopted:
             # The task moved on without us (canceled, or our claim was re-driven): stop the orphan.
             log.event("orphan_prediction", task_id=task.id, **step, prediction_id=result.id)
-            cancel_quietly(api, result.id)
+            cancel_quietly(api, result.id, reserved=True)
             return Launch(LaunchOutcome.LOST, result.id)
         log.transition(task.id, Status.PROCESSING, Status.PROCESSING, **step, prediction_id=result.id,
                        note="prediction created")
         return Launch(LaunchOutcome.LAUNCHED, result.id)
-    if isinstance(result, Rejected):
-        rejected = {"error": result.message, "error_code": ErrorCode.REPLICATE_REJECTED.value,
-                    "error_detail": result.message}
-        db.one(queries.LAUNCH_FAILED, {**claim, **rejected})
-        log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=result.message)
+    if isinstance(result, LaunchBroke) and task.launch_failures + 1 < MAX_LAUNCH_FAILURES:
+        db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": BROKEN_BACKOFF_S, "broke": 1})
+        return Launch(LaunchOutcome.DEFERRED)
+    if isinstance(result, (Rejected, LaunchBroke)):
+        if isinstance(result, Rejected):
+            failure = {"error": result.message, "error_code": ErrorCode.REPLICATE_REJECTED.value,
+                       "error_detail": result.message}
+        else:
+            failure = {"error": (f"Step {task.current_step} could not be started: it failed {MAX_LAUNCH_FAILURES} "
+                                 "times on our side. Press Retry to try again, or start a new look."),
+                       "error_code": ErrorCode.LAUNCH_FAILED.value, "error_detail": str(result)}
+        db.one(queries.LAUNCH_FAILED, {**claim, **failure})
+        log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=failure["error"],
+                       error_code=failure["error_code"])
         return Launch(LaunchOutcome.FAILED)
     retry_after = getattr(result, "retry_after", None)
     # Out of time is not Replicate's trouble: give the claim back for the very next ping.
     delay = 0.0 if isinstance(result, OutOfTime) else backoff_seconds(retry_after)
-    db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay})
+    db.one(queries.LAUNCH_DEFERRED, {**claim, "delay_s": delay, "broke": 0})
     log.event("launch_deferred", task_id=task.id, **step, reason=str(result), delay_s=delay)
-    return Launch(LaunchOutcome.DEFERRED, throttled=getattr(result, "status", None) == 429)
+    return Launch(LaunchOutcome.DEFERRED,
+                  throttled=getattr(result, "status", None) == 429, out_of_time=isinstance(result, OutOfTime))
 
 
-def launch(services: Services, task: Task) -> Launch:
-    api = services.replicate
-    return record_launch(services.db, api, task, create_prediction(services.settings, api, services.storage, task))
+def unrecorded_prediction(db: Database, settings: Settings, api: ReplicateAPI, storage: Store | None,
+                          task: Task) -> Prediction | None:
+    """A prediction an earlier create for this step attempt made but never recorded (the run
+    died, the database failed, the answer was lost): found among the account's predictions
+    since that create by its input. The newest usable one is returned for adoption; any other
+    match still running is canceled. None when there is none; `Transient` when the list cannot
+    be read (creating another now could double the step)."""
+    if task.create_sent_at is None:
+        return None
+    sent = task.create_sent_at if task.create_sent_at.tzinfo else task.create_sent_at.replace(tzinfo=timezone.utc)
+    after = (sent.astimezone(timezone.utc) - timedelta(seconds=ADOPT_WINDOW_SLACK_S)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    wanted = step_input(settings, storage, task)
+    matches: list[Prediction] = []
+    url: str | None = None
+    for _ in range(ADOPT_MAX_PAGES):
+        try:
+            page, url = api.list_page(url, created_after=after)
+        except Rejected as error:
+            raise Transient(f"listing predictions: {error.message}") from None
+        matches += [p for p in page if p.input == wanted
+                    and p.status not in ("failed", "canceled", "aborted")
+                    and db.one(queries.STEP_BY_PREDICTION, {"prediction_id": p.id}) is None]
+        if not url:
+            break
+    for extra in matches[1:]:  # newest first: keep the newest, stop the others
+        if not extra.terminal:
+            log.event("orphan_prediction", task_id=task.id, prediction_id=extra.id, reason="duplicate")
+            cancel_quietly(api, extra.id)
+    return matches[0] if matches else None
 
 
-def cancel_quietly(api: ReplicateAPI, prediction_id: str) -> bool:
+def launch(services: Services, task: Task, claimed: float | None = None) -> Launch:
+    """Creates the claimed step's prediction and records it; adopts the prediction of an earlier
+    create of the same attempt that was never recorded instead of making a second one."""
+    db, settings, api = services.db, services.settings, services.replicate
+    claimed = time.monotonic() if claimed is None else claimed
     try:
-        api.cancel(prediction_id)
+        earlier = unrecorded_prediction(db, settings, api, services.storage, task)
+    except Transient as error:  # try later: a second create now could double the step
+        return record_launch(db, api, task, error)
+    except Exception as error:  # the same trouble the create would meet: counted there
+        earlier = None
+        log.event("unrecorded_scan_failed", task_id=task.id, reason=type(error).__name__)
+    if earlier is not None:
+        log.event("prediction_adopted", task_id=task.id, step=task.current_step, attempt=task.attempt,
+                  prediction_id=earlier.id)
+        return record_launch(db, api, task, earlier)
+    if db.one(queries.CREATE_SENDING, {"id": task.id, "token": task.claim_token}) is None:
+        return Launch(LaunchOutcome.LOST)  # the claim is no longer ours: nothing was sent
+    return record_launch(db, api, task, create_prediction(settings, api, services.storage, task, claimed))
+
+
+def cancel_quietly(api: ReplicateAPI, prediction_id: str, *, reserved: bool = False) -> bool:
+    try:
+        api.cancel(prediction_id, reserved=reserved)
         return True
     except (Transient, Rejected) as error:
         log.event("cancel_failed", prediction_id=prediction_id, reason=str(error))
@@ -136,20 +225,24 @@ def cancel_quietly(api: ReplicateAPI, prediction_id: str) -> bool:
 def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, Any]:
     """Starts due steps, oldest first, one after another within Replicate's create rate, until
     none are due, the budget runs out, or Replicate throttles us. `remaining()` is the time left
-    to claim in, already short of what an in-flight create needs before the platform's limit.
+    of the run; every call ends inside it, and CANCEL_RESERVE_S after it is kept for canceling a
+    prediction made by a create whose recording failed.
 
     One create at a time, each recorded before the next is sent: if the instance is killed, at
     most one prediction exists that no task knows about (the contract's "a crash costs at most
-    one extra prediction"); concurrent creates would orphan every one in flight."""
+    one extra prediction"), and the next claim of its step finds and adopts it.
+    A launch that fails with an error of ours hands its look back with a back-off and the run
+    goes on with the next look; the third such failure fails the look (`launch_failed`)."""
     db, settings = services.db, services.settings
     from shared import actions, completion
 
     idle_finished = actions.finish_idle(db, settings)
     counts = dict.fromkeys(LaunchOutcome, 0)
-    throttled = False
+    throttled = out_of_time = False
     api = services.replicate
-    api.deadline = time.monotonic() + max(remaining(), 0.0)
-    while not throttled and remaining() > 0:
+    api.end_by = time.monotonic() + max(remaining(), 0.0)
+    api.deadline = api.end_by - api.min_create_window
+    while not (throttled or out_of_time) and remaining() > api.min_create_window:
         found = db.one(queries.CLAIM_TO_LAUNCH, {"stale_s": settings.claim_stale_s, "limit": 1,
                                                  "token": secrets.token_hex(16)})
         claimed = time.monotonic()
@@ -158,10 +251,9 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
         task = Task.from_row(found)
         log.transition(task.id, task.previous_status, Status.PROCESSING, step=task.current_step,
                        attempt=task.attempt, note="claimed")
-        result = create_prediction(settings, api, services.storage, task, claimed)
-        outcome = record_launch(db, api, task, result)
+        outcome = launch(services, task, claimed)
         counts[outcome.outcome] += 1
-        throttled = outcome.throttled
+        throttled, out_of_time = outcome.throttled, outcome.out_of_time
     # Completion webhooks go after the launches: a step waiting for its prediction costs a user's time.
     webhooks = completion.deliver_due(services, remaining)
     started = counts[LaunchOutcome.LAUNCHED]

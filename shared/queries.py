@@ -122,7 +122,8 @@ WITH claimed AS (
     SET status = 'processing', current_step = current_step + 1, attempt = 1,
         prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
         claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, error_code = NULL,
-        error_detail = NULL, updated_at = NOW()
+        error_detail = NULL, launch_failures = 0, create_sent_at = NULL,
+        updated_at = NOW()
     WHERE id = %(id)s AND status = 'waiting_continue' AND current_step < total_steps
     RETURNING *
 ), """ + _NEW_STEP_ROW
@@ -135,19 +136,24 @@ WITH claimed AS (
         attempt = CASE WHEN current_step = 0 THEN 1 ELSE attempt + 1 END,
         prediction_id = NULL, step_started_at = NULL, checked_at = NULL, not_before = NULL,
         claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, error_code = NULL,
-        error_detail = NULL, updated_at = NOW()
+        error_detail = NULL, launch_failures = 0, create_sent_at = NULL,
+        updated_at = NOW()
     WHERE id = %(id)s AND status = 'failed' AND total_steps >= 1
     RETURNING *
 ), """ + _NEW_STEP_ROW
 
 _CLAIM_HELD = "id = %(id)s AND status = 'processing' AND prediction_id IS NULL AND claim_token = %(token)s"
 
-LAUNCHED = f"""
+# Before a create is sent: if its answer is lost, the step's next claim looks for it first.
+CREATE_SENDING = f"""UPDATE replicate_tasks SET create_sent_at = COALESCE(create_sent_at, NOW())
+WHERE {_CLAIM_HELD} RETURNING id"""
+
+_RECORD = """
 WITH t AS (
     UPDATE replicate_tasks
     SET prediction_id = %(prediction_id)s, step_started_at = NOW(), checked_at = NOW(),
-        claim_token = NULL, claimed_at = NULL, updated_at = NOW()
-    WHERE {_CLAIM_HELD}
+        claim_token = NULL, claimed_at = NULL, launch_failures = 0, create_sent_at = NULL, updated_at = NOW()
+    WHERE {held}
     RETURNING *
 ), history AS (
     UPDATE replicate_task_steps s
@@ -156,12 +162,17 @@ WITH t AS (
 )
 SELECT * FROM t
 """
+LAUNCHED = _RECORD.format(held=_CLAIM_HELD)
+# A webhook whose URL token names a step attempt still claimed, none recorded: its lost create.
+ADOPT = _RECORD.format(held="id = %(id)s AND status = 'processing' AND prediction_id IS NULL "
+                            "AND current_step = %(step)s AND attempt = %(attempt)s")
 
 LAUNCH_FAILED = f"""
 WITH t AS (
     UPDATE replicate_tasks
     SET status = 'failed', error_message = %(error)s, error_code = %(error_code)s,
-        error_detail = %(error_detail)s, claim_token = NULL, claimed_at = NULL, updated_at = NOW()
+        error_detail = %(error_detail)s, claim_token = NULL, claimed_at = NULL, launch_failures = 0,
+        create_sent_at = NULL, updated_at = NOW()
     WHERE {_CLAIM_HELD}
     RETURNING *
 ), history AS (
@@ -173,10 +184,10 @@ WITH t AS (
 SELECT * FROM t
 """
 
-# A transient error: give the claim back; the worker tries again after the back-off.
+# A transient error, or a bug of ours (`broke` = 1, counted): the claim back, tried after the back-off.
 LAUNCH_DEFERRED = f"""
 UPDATE replicate_tasks
-SET claim_token = NULL, claimed_at = NULL,
+SET claim_token = NULL, claimed_at = NULL, launch_failures = launch_failures + %(broke)s,
     not_before = NOW() + make_interval(secs => %(delay_s)s), updated_at = NOW()
 WHERE {_CLAIM_HELD}
 RETURNING id

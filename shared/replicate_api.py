@@ -1,7 +1,8 @@
 """Replicate through the `replicate` client (1.0.7), bounded and classified.
 
 What the client does not do for us, and this module does:
-- a timeout on every call (its create sends `timeout=None`: no limit at all);
+- a wall-clock deadline on every call (its create sends `timeout=None`, and httpx times each
+  read, not the call): past it the socket is shut down (`shared.deadlines.Watchdog`);
 - no hidden retries: its transport retries GETs on 429/503/504 up to 10 times, sleeping up to
   60 s each (a digit Retry-After unbounded), which would run a function past its timeout. Our
   transport raises on those answers instead, and the next cron ping is the retry;
@@ -12,9 +13,9 @@ What the client does not do for us, and this module does:
 
 from __future__ import annotations
 
-import email.utils
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,61 +24,50 @@ import replicate
 from replicate.exceptions import ReplicateError
 
 from shared import profiles
+from shared.deadlines import Watchdog
 from shared.images import first_url
+from shared.replicate_errors import OutOfTime as OutOfTime
+from shared.replicate_errors import PredictionGone as PredictionGone
+from shared.replicate_errors import Rejected as Rejected
+from shared.replicate_errors import Transient as Transient
+from shared.replicate_errors import parse_retry_after as parse_retry_after
 from shared.settings import ConfigError, Settings
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 
-class Transient(Exception):
-    def __init__(self, reason: str, *, retry_after: float | None = None, status: int | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.status = status
-
-
-class Rejected(Exception):
-    """Replicate refused for good; `message` is written for the person who owns the task."""
-
-    def __init__(self, message: str, *, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class PredictionGone(Rejected):
-    """Replicate does not know the prediction (404): it was deleted, or never existed."""
-
-
-class OutOfTime(Transient):
-    """The call could not start inside this run's time: left for the next ping, not an error."""
-
-
 class RateLimiter:
     """Spaces calls to `per_second` with bursts of up to `burst`; `pause` holds every caller
-    back after a 429, so one throttled call slows the whole batch, not just itself."""
+    back after a 429, so one throttled call slows the whole batch, not just itself. `clock` and
+    `sleep` are time.monotonic and time.sleep, replaceable in tests."""
 
-    def __init__(self, per_second: float, burst: int = 5):
+    def __init__(self, per_second: float, burst: int = 5, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / per_second
         self.burst = burst
         self.next_free = 0.0
         self.lock = threading.Lock()
+        self.clock, self.sleep = clock, sleep
 
     def acquire(self, deadline: float | None = None) -> None:
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             start = max(self.next_free, now - self.burst * self.interval)
             if deadline is not None and start > deadline:
                 raise OutOfTime("no time left in this run for another Replicate call")
             self.next_free = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            self.sleep(start - now)
 
     def pause(self, seconds: float) -> None:
         with self.lock:
-            self.next_free = max(self.next_free, time.monotonic() + seconds)
+            self.next_free = max(self.next_free, self.clock() + seconds)
 
+
+END_GRACE_S = 1.5  # a run's calls may end this long after its last moment to start one (checker)
+# No create with less time than this left: an abandoned create may leave an unrecorded prediction.
+MIN_CREATE_WINDOW_S = 3.0
+CANCEL_RESERVE_S = 2.0  # kept after a run's deadline to cancel a prediction it made but cannot use
 
 # Replicate's limits: 600 creates a minute, 3,000 other requests a minute. Stay under both, per
 # instance; a 429 from sharing the account with other instances pauses the limiter.
@@ -102,6 +92,7 @@ class Prediction:
     logs: str = ""                      # the list endpoint's entries may have none
     predict_time_s: float | None = None  # metrics.predict_time, once it ended
     model: str | None = None             # owner/name
+    input: Any = None  # what it was created with (list entries carry it): matches an unrecorded create
 
     @property
     def terminal(self) -> bool:
@@ -130,20 +121,8 @@ class Prediction:
             logs=logs if isinstance(logs, str) else "",
             predict_time_s=None if predict_time is None else float(predict_time),
             model=model if isinstance(model, str) and model else None,
+            input=data.get("input"),
         )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), 300.0)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(when.timestamp() - time.time(), 300.0))
 
 
 class _FailFastTransport(httpx.HTTPTransport):
@@ -190,16 +169,32 @@ class ReplicateAPI:
         self.reads = limiter("read", settings.replicate_reads_per_second)
         self.creates = limiter("create", settings.replicate_creates_per_second)
         self.deadline = deadline  # time.monotonic() after which no new call starts
+        self.end_by: float | None = None  # no call runs past this; default: deadline + END_GRACE_S
         self.calls = 0
 
+    @property
+    def min_create_window(self) -> float:
+        return min(MIN_CREATE_WINDOW_S, self.settings.replicate_timeout_s / 2)
+
+    def _call_end(self, end_by: float | None) -> float:
+        """When a call starting now must have ended: its own timeout, this run's end, `end_by`."""
+        run_end = self.end_by if self.end_by is not None else (
+            self.deadline + END_GRACE_S if self.deadline is not None else None)
+        return min(t for t in (time.monotonic() + self.settings.replicate_timeout_s, run_end, end_by)
+                   if t is not None)
+
+    def seconds_left(self) -> float:
+        """How long a call (or a download on this run's behalf) starting now may take."""
+        return self._call_end(None) - time.monotonic()
+
     def create(self, model_input: dict[str, Any], *, webhook: str | None = None, cancel_after_s: int | None = None,
-               start_by: float | None = None) -> Prediction:
-        """Creates a prediction. `start_by` (time.monotonic()): if the create cannot start by
-        then (rate limit), `OutOfTime` is raised instead, before anything is sent."""
+               end_by: float | None = None) -> Prediction:
+        """Creates a prediction. `end_by` (time.monotonic()): abandoned (`Transient`) if not ended
+        by then; not sent (`OutOfTime`) with less than `min_create_window` left to it."""
         body: dict[str, Any] = {"input": model_input}
         if webhook:
             body["webhook"] = webhook
-            body["webhook_events_filter"] = ["completed"]
+            body["webhook_events_filter"] = ["start", "completed"]  # start: orphans are seen at once
         headers = {"Cancel-After": f"{int(cancel_after_s)}s"} if cancel_after_s else {}
         profile = profiles.active(self.settings)
         if profile.version:
@@ -208,13 +203,18 @@ class ReplicateAPI:
         else:  # an official model: no version, through the models endpoint
             path = f"/v1/models/{profile.model}/predictions"
         return Prediction.from_json(self._call("POST", path, json=body, headers=headers, limit=self.creates,
-                                               start_by=start_by))
+                                               end_by=end_by, min_window=self.min_create_window))
 
     def get(self, prediction_id: str) -> Prediction:
         return Prediction.from_json(self._call("GET", f"/v1/predictions/{prediction_id}"))
 
-    def cancel(self, prediction_id: str) -> Prediction:
-        return Prediction.from_json(self._call("POST", f"/v1/predictions/{prediction_id}/cancel"))
+    def cancel(self, prediction_id: str, *, reserved: bool = False) -> Prediction:
+        """`reserved`: the cancel of an orphan, in the CANCEL_RESERVE_S a run keeps for it after
+        its deadline (never stopped by the run's deadline, bounded by its own)."""
+        path = f"/v1/predictions/{prediction_id}/cancel"
+        if not reserved:
+            return Prediction.from_json(self._call("POST", path))
+        return Prediction.from_json(self._send("POST", path, self.reads, time.monotonic() + CANCEL_RESERVE_S, {}))
 
     def list_page(self, url: str | None = None, *,
                   created_after: str | None = None) -> tuple[list[Prediction], str | None]:
@@ -233,13 +233,37 @@ class ReplicateAPI:
                 continue
         return predictions, data.get("next") or None
 
-    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, start_by: float | None = None,
-              **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, limit: RateLimiter | None = None, end_by: float | None = None,
+              min_window: float = 0.0, **kwargs: Any) -> Any:
         limit = limit or self.reads
-        limit.acquire(min(t for t in (self.deadline, start_by, float("inf")) if t is not None))
+        start_by = None if self.deadline is None else self.deadline
+        if end_by is not None:
+            start_by = min(start_by if start_by is not None else end_by, end_by - min_window)
+        limit.acquire(start_by)
+        call_end = self._call_end(end_by)
+        if call_end - time.monotonic() < min_window:
+            raise OutOfTime("no time left in this run for another Replicate call")
+        return self._send(method, path, limit, call_end, kwargs)
+
+    def _send(self, method: str, path: str, limit: RateLimiter, call_end: float, kwargs: dict[str, Any]) -> Any:
+        """One request that has ended, answered or not, by `call_end` (time.monotonic())."""
         self.calls += 1
+        client = self.client._client
+        left = max(call_end - time.monotonic(), 0.01)
+        request = client.build_request(method, path, timeout=httpx.Timeout(left), **kwargs)
         try:
-            response = self.client._request(method, path, **kwargs)
+            with Watchdog(call_end) as dog:
+                response = client.send(request, stream=True)
+                try:
+                    stream = response.extensions.get("network_stream")
+                    dog.watch(stream.get_extra_info("socket") if stream is not None else None)
+                    response.read()
+                finally:
+                    response.close()
+            if dog.fired:
+                raise Transient("Replicate did not finish answering in time")
+            if 400 <= response.status_code < 600:
+                raise ReplicateError.from_response(response)
         except Transient as error:
             if error.status == 429:
                 limit.pause(error.retry_after or 5.0)
@@ -249,6 +273,8 @@ class ReplicateAPI:
         except httpx.TimeoutException:
             raise Transient("Replicate did not answer in time") from None
         except httpx.HTTPError as error:
+            if dog.fired:
+                raise Transient("Replicate did not finish answering in time") from None
             raise Transient(f"Replicate could not be reached ({type(error).__name__})") from None
         try:
             return response.json()

@@ -106,6 +106,7 @@ class Settings:
 
     model_typical_step_s = _setting(lambda self: self._int("MODEL_TYPICAL_STEP_S", 0))
     replicate_webhook_secret = _setting(lambda self: self._text("REPLICATE_WEBHOOK_SECRET"))
+    webhook_token_secret = _setting(lambda self: self._text("WEBHOOK_TOKEN_SECRET"))
     worker_url = _setting(lambda self: self._text("WORKER_URL"))
     checker_url = _setting(lambda self: self._text("CHECKER_URL"))
     cron_secret = _setting(lambda self: self._env.get("CRON_SECRET", ""))

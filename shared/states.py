@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from enum import Enum
 
 
-class Status(str, Enum):
+class StrValue(str, Enum):
+    """A str Enum that prints as its value (in f-strings, logs and SQL parameters)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Status(StrValue):
     """A look's status, as stored in replicate_tasks.status (the seed's five)."""
 
     PENDING = "pending"
@@ -20,14 +27,11 @@ class Status(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 UNFINISHED = (Status.PENDING, Status.PROCESSING, Status.WAITING_CONTINUE)
 
 
-class Action(str, Enum):
+class Action(StrValue):
     """A button the user can press (POST /continue `action`)."""
 
     CONTINUE = "continue"
@@ -37,9 +41,6 @@ class Action(str, Enum):
     # Not moves of the look (no transition): a read-only link to it, and revoking every such link.
     SHARE = "share"
     UNSHARE = "unshare"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 SHARING = (Action.SHARE, Action.UNSHARE)
@@ -90,7 +91,7 @@ def allowed_actions(status: Status, has_image: bool) -> list[Action]:
             if move.source == status and (has_image or not move.needs_image)]
 
 
-class Outcome(str, Enum):
+class Outcome(StrValue):
     """What one check of a running prediction did (`shared.checking.apply`)."""
 
     RUNNING = "running"      # still running: nothing changed
@@ -101,16 +102,13 @@ class Outcome(str, Enum):
     ERROR = "error"          # transient trouble: the next ping tries again
     SKIPPED = "skipped"      # this run had no time left to look
 
-    def __str__(self) -> str:
-        return self.value
-
     @property
     def moved(self) -> bool:
         """The task's row may have changed."""
         return self not in (Outcome.RUNNING, Outcome.ERROR, Outcome.SKIPPED)
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrValue):
     """Why a look failed, for frontends to translate (stored in error_code beside the English
     error_message; the model's own words go to error_detail)."""
 
@@ -126,17 +124,11 @@ class ErrorCode(str, Enum):
     LAUNCH_FAILED = "launch_failed"            # our own launch kept failing: quarantined
     INPUT_MISSING = "input_missing"            # the step's input image or garment is gone
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class LaunchOutcome(str, Enum):
+class LaunchOutcome(StrValue):
     """What one attempt to create a step's prediction did (`shared.launching.record_launch`)."""
 
     LAUNCHED = "launched"  # recorded: the step is running
     FAILED = "failed"      # Replicate refused for good: the task failed
     DEFERRED = "deferred"  # transient: the claim is handed back for a later ping
     LOST = "lost"          # the task moved on meanwhile: the prediction was canceled
-
-    def __str__(self) -> str:
-        return self.value

@@ -43,6 +43,8 @@ class Task:
     request_hash: str | None = None
     file_prefix: str | None = None  # where its images are stored (shared.storage.key_for)
     previous_status: Status | None = None
+    launch_failures: int = 0
+    create_sent_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Task:

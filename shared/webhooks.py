@@ -1,9 +1,15 @@
 """Replicate's webhook (checker POST): the fast path for one prediction.
 
 Signed (REPLICATE_WEBHOOK_SECRET set): the Standard Webhooks signature is verified and the body is
-the prediction. Unsigned: the body is only a hint of which prediction to look at; the prediction is
-read again from Replicate's API, so a forged "succeeded" body moves nothing. Redeliveries find the
-task already moved on and change nothing.
+the prediction. Unsigned: the URL must carry our token (`shared.webhook_tokens`: the task, step and
+attempt the prediction was created for, HMAC-signed), else the answer is a 401 before anything is
+read, canceled or changed; with it, the body is only a hint of which prediction to look at and the
+prediction is read again from Replicate's API, so a forged "succeeded" body moves nothing.
+Redeliveries find the task already moved on and change nothing.
+
+A prediction that no task records but whose URL names a claim still in progress for that very
+step attempt is adopted as the step's prediction (its create's answer or record was lost);
+one that no task can use is canceled.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared import checking, launching, log, queries
+from shared import checking, launching, log, queries, webhook_tokens
 from shared.errors import InvalidInput, Unauthorized, Unavailable
 from shared.replicate_api import Prediction, Rejected, Transient
 from shared.services import Services
@@ -47,12 +53,19 @@ def verify(headers: Mapping[str, str], raw_body: str, secret: str) -> None:
 
 
 def handle(services: Services, headers: Mapping[str, str], raw_body: str,
-           parse: Callable[[], Mapping[str, Any]]) -> dict[str, Any]:
-    """`headers` with lower-case names; `parse()` reads `raw_body` as JSON, after the signature."""
+           parse: Callable[[], Mapping[str, Any]], query: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`headers` with lower-case names; `parse()` reads `raw_body` as JSON, after the signature;
+    `query` is the webhook URL's query (our token and the claim it names)."""
     settings, db = services.settings, services.db
     signed = bool(settings.replicate_webhook_secret)
+    claim = webhook_tokens.verified_claim(settings, query or {})
     if signed:
         verify(headers, raw_body, settings.replicate_webhook_secret)
+    elif claim is None:
+        # 401, not a harmless 202: Replicate retries only on network trouble, so nothing real is
+        # lost, and an operator sees a misconfigured CHECKER_URL in the answers at once.
+        raise Unauthorized("The webhook carries neither a valid signature nor a valid token.",
+                           code="bad_webhook_token")
     body = parse()
     prediction_id = body.get("id")
     if (not isinstance(prediction_id, str) or not PREDICTION_ID.match(prediction_id)
@@ -69,6 +82,14 @@ def handle(services: Services, headers: Mapping[str, str], raw_body: str,
         return {"message": "Unknown prediction; ignored", "outcome": "ignored"}
 
     found = db.one(queries.TASK_BY_PREDICTION, {"prediction_id": prediction_id})
+    if found is None and claim is not None and prediction.status not in ("failed", "canceled", "aborted"):
+        task_id, step, attempt = claim
+        found = db.one(queries.ADOPT, {"id": task_id, "step": step, "attempt": attempt,
+                                       "prediction_id": prediction_id})
+        if found is not None:
+            log.event("prediction_adopted", task_id=task_id, step=step, attempt=attempt, source="webhook")
+        else:  # the worker may have recorded it a moment ago
+            found = db.one(queries.TASK_BY_PREDICTION, {"prediction_id": prediction_id})
     if found is None or found["status"] != Status.PROCESSING:
         known = db.one(queries.STEP_BY_PREDICTION, {"prediction_id": prediction_id})
         if not prediction.terminal:

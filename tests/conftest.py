@@ -326,6 +326,12 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
         time.sleep(interval)
 
 
+def recheck_due(env) -> None:
+    """Every task checked so far is due again, as if RECHECK_INTERVAL_S had passed (no sleeping)."""
+    run_sql(env["DATABASE_URL"], "UPDATE replicate_tasks SET checked_at = checked_at - interval '1 hour'"
+                                 " WHERE checked_at IS NOT NULL")
+
+
 def drive(fn: Functions, task_id: str, until: str | tuple, user: str = "user-1", timeout: float = 15.0) -> dict:
     """Pings worker and checker, as the cron does, until the task reaches a status."""
     wanted = (until,) if isinstance(until, str) else until

@@ -1,11 +1,14 @@
 """The cron checker with many predictions in flight: Replicate's list endpoint instead of one read
 each, single reads for what the list does not show, a rate and a time budget, and `remaining`."""
 
+import functools
 import time
 
 import psycopg2
+import pytest
 
-from tests.conftest import look, wait_until
+from shared import replicate_api
+from tests.conftest import look, recheck_due, wait_until
 
 
 def launch(fn, sim, n, **faults):
@@ -31,7 +34,7 @@ def test_many_in_flight_are_reconciled_from_the_list_endpoint_in_a_few_calls(fn,
     tasks = launch(fn, sim, 120)
     finish_all(sim)
     sim.stats.clear()
-    time.sleep(0.1)
+    recheck_due(env)
     reply = fn.checker().body
     assert (reply["checked"], reply["ready"], reply["remaining"]) == (120, 120, 0)
     assert reply["listed"] == 120
@@ -50,7 +53,7 @@ def test_a_prediction_missing_from_the_listed_window_is_read_on_its_own(fn, sim,
     conn.close()
     sim.predictions[old_prediction].created_at -= 3600
     sim.stats.clear()
-    time.sleep(0.1)
+    recheck_due(env)
     reply = fn.checker().body
     assert (reply["checked"], reply["ready"]) == (10, 10)
     assert reply["listed"] == 9 and sim.stats["get_calls"] == 1
@@ -60,7 +63,7 @@ def test_a_list_that_fails_falls_back_to_single_reads(fn, sim, env):
     launch(fn, sim, 9)
     finish_all(sim)
     sim.stats.clear()
-    time.sleep(0.1)
+    recheck_due(env)
     original = sim.list
     sim.list = lambda query: (_ for _ in ()).throw(__import__("devserver.replicate_sim", fromlist=["SimError"]).SimError(503, "Service Unavailable", "down"))
     try:
@@ -77,7 +80,7 @@ def test_the_run_stops_at_its_budget_and_says_how_many_remain(fn, sim, env, monk
     monkeypatch.setenv("REPLICATE_READS_PER_SECOND", "2")  # 5 at once, then one every 0.5 s
     monkeypatch.setattr("shared.checking.LIST_WHEN_DUE", 100)  # single reads only
     launch(fn, sim, 12)
-    time.sleep(0.1)
+    recheck_due(env)
     reply = fn.checker().body
     # The limiter admits a burst of 5, then 2 a second, within the 2.5 s budget less its 1 s reserve.
     assert reply["api_calls"] == sim.stats["get_calls"] <= 5 + 2 * 2.5
@@ -86,43 +89,39 @@ def test_the_run_stops_at_its_budget_and_says_how_many_remain(fn, sim, env, monk
     assert reply["errors"] == 0
 
 
-def recording_reads(sim):
-    stamps = []
-    original = sim.get
-
-    def recording_get(prediction_id):
-        stamps.append(time.monotonic())
-        return original(prediction_id)
-
-    sim.get = recording_get
-    return stamps, lambda: setattr(sim, "get", original)
+def still_limiters(monkeypatch):
+    """Fresh rate limiters on a clock that stands still: a wait is recorded, not slept, so the
+    waits asked for are the same however busy the machine is."""
+    now, waits = time.monotonic(), []
+    monkeypatch.setattr(replicate_api, "_limiters", {})
+    monkeypatch.setattr(replicate_api, "RateLimiter",
+                        functools.partial(replicate_api.RateLimiter, clock=lambda: now, sleep=waits.append))
+    return waits
 
 
 def test_reads_stay_under_the_configured_rate(fn, sim, env, monkeypatch):
     monkeypatch.setenv("REPLICATE_READS_PER_SECOND", "10")
     monkeypatch.setattr("shared.checking.LIST_WHEN_DUE", 100)  # single reads only
     launch(fn, sim, 10)
-    time.sleep(1.0)  # the burst allowance refills
-    stamps, restore = recording_reads(sim)
-    try:
-        fn.checker()
-    finally:
-        restore()
-    assert len(stamps) == 10
-    # A burst of 6 goes at once, the other 4 one per 100 ms.
-    assert stamps[-1] - stamps[0] >= 0.35
+    recheck_due(env)
+    waits = still_limiters(monkeypatch)
+    sim.stats.clear()
+    fn.checker()
+    assert sim.stats["get_calls"] == 10
+    # A burst of 6 goes at once, the other 4 one per 100 ms (a wait of picoseconds is float rounding).
+    assert sorted(w for w in waits if w > 1e-6) == pytest.approx([0.1, 0.2, 0.3, 0.4])
 
 
 def test_a_429_with_retry_after_holds_back_every_read_of_the_batch(fn, sim, env, monkeypatch):
     monkeypatch.setenv("CHECKER_CONCURRENCY", "1")
+    monkeypatch.setenv("REPLICATE_READS_PER_SECOND", "10")
     launch(fn, sim, 4)
-    time.sleep(0.1)
+    recheck_due(env)
+    waits = still_limiters(monkeypatch)
+    sim.stats.clear()
     sim.set_faults(read_failures=[{"status": 429, "retry_after": 2}])
-    stamps, restore = recording_reads(sim)
-    try:
-        reply = fn.checker().body
-    finally:
-        restore()
+    reply = fn.checker().body
     assert (reply["errors"], reply["checked"], reply["running"]) == (1, 3, 3)
-    assert len(stamps) == 4
-    assert stamps[1] - stamps[0] >= 1.9  # nobody read during the Retry-After
+    assert sim.stats["get_calls"] == 4
+    # Nobody reads during the Retry-After: each read after the 429 waits it out, then its turn.
+    assert waits == pytest.approx([2.0, 2.1, 2.2])

@@ -4,7 +4,6 @@ finds an in-flight task by its prediction probes an index even with statistics t
 nothing was in flight (no scan of the in-flight rows per prediction)."""
 
 import json
-import time
 import uuid
 
 import psycopg2
@@ -192,7 +191,7 @@ def test_cancel_by_the_user_records_its_code(fn, sim, env):
 
 def test_progress_of_a_running_step_comes_from_the_logs_a_check_read(fn, sim, env, monkeypatch):
     from shared import progress
-    from tests.conftest import look
+    from tests.conftest import look, recheck_due
 
     monkeypatch.setattr(progress, "_typical", {"cuuupid/idm-vton": (float("inf"), 40.0)})  # fresh for ever
     sim.set_faults(duration_s=30)
@@ -204,7 +203,7 @@ def test_progress_of_a_running_step_comes_from_the_logs_a_check_read(fn, sim, en
     sim.stats.clear()
     before = fn.status(task_id).body["progress"]
     assert before["percent"] is None and before["eta_s"] <= 40.0
-    time.sleep(0.1)  # past RECHECK_INTERVAL_S since the launch
+    recheck_due(env)  # as if RECHECK_INTERVAL_S had passed since the launch
     fn.checker()
     reads = sim.stats["get_calls"]
     running = fn.status(task_id).body

@@ -56,8 +56,11 @@ def test_a_step_launched_by_a_run_whose_claim_was_taken_over_is_canceled_not_rec
     [slow_claim] = claim_like_a_run_that_then_died(env)
     make_claims_stale(env)
     assert fn.worker().body["started"] == 1  # the re-drive
-    # The slow run wakes up and finishes its launch: its claim token no longer holds.
-    outcome = launching.launch(Services(load()), Task.from_row(slow_claim))
+    # The slow run had sent its create before the take-over; it wakes up and records it: its
+    # claim token no longer holds.
+    services, slow_task = Services(load()), Task.from_row(slow_claim)
+    made = launching.create_prediction(services.settings, services.replicate, services.storage, slow_task)
+    outcome = launching.record_launch(services.db, services.replicate, slow_task, made)
     assert outcome.outcome == "lost"
     assert sim.predictions[outcome.prediction_id].status == "canceled"
     view = drive(fn, task_id, "completed")
@@ -80,3 +83,18 @@ def test_a_continue_whose_launch_crashed_is_started_by_the_worker(fn, sim, env, 
     make_claims_stale(env)
     assert drive(fn, task_id, "completed")["status"] == "completed"
     assert sim.stats["predictions_created"] == 2
+
+
+def test_a_run_whose_claim_was_taken_over_before_its_create_sends_nothing(fn, sim, env):
+    from shared import launching
+    from shared.services import Services
+    from shared.settings import load
+    from shared.task import Task
+
+    fn.start(look(1))
+    [slow_claim] = claim_like_a_run_that_then_died(env)
+    make_claims_stale(env)
+    assert fn.worker().body["started"] == 1
+    outcome = launching.launch(Services(load()), Task.from_row(slow_claim))
+    assert (outcome.outcome, outcome.prediction_id) == ("lost", None)
+    assert sim.stats["create_calls"] == 1

@@ -115,13 +115,13 @@ def test_slow_drip_sends_headers_then_one_byte_at_a_time(sim):
     with httpx.stream("POST", sim.url + "/v1/predictions", json={"version": IDM_VTON_VERSION, "input": IDM_INPUT},
                       headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10) as response:
         assert response.status_code == 201
-        chunks = []
+        received = b""
         for chunk in response.iter_raw():
-            chunks.append(chunk)
-            if len(chunks) == 5:
+            received += chunk
+            if len(received) >= 5:
                 break
-    assert [len(c) for c in chunks] == [1] * 5
-    assert int(response.headers["content-length"]) > 5  # the rest would have taken seconds more
+    # A byte every 50 ms: a busy reader may get two at once, but never the body in one piece.
+    assert 5 <= len(received) < int(response.headers["content-length"])
     assert sim.stats["predictions_created"] == 1  # created before the slow answer: a caller that gives up leaves it
 
 

@@ -3,13 +3,18 @@ which holds the state they read and change)."""
 
 from __future__ import annotations
 
+import random
+import threading
 import time
+from collections import Counter
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from devserver.replicate_sim.schemas import input_error, resolve, validate_input
 from devserver.replicate_sim.state import (
     PAGE_SIZE,
     TERMINAL,
+    Faults,
     SimError,
     SimPrediction,
     injected,
@@ -21,6 +26,24 @@ from devserver.replicate_sim.state import (
 
 
 class PredictionsApi:
+    # What `Simulator` holds and does, declared so the calls below type-check.
+    url: str
+    token: str | None
+    duration_s: float
+    faults: Faults
+    stats: Counter[str]
+    predictions: dict[str, SimPrediction]
+    _order: list[str]
+    _lock: threading.RLock
+    _changed: threading.Condition
+    _rng: random.Random
+
+    if TYPE_CHECKING:
+        def _at(self, when: float, event: str, prediction_id: str) -> None: ...
+        def _end(self, p: SimPrediction, status: str, now: float, *, error: str | None = None,
+                 output: object = None) -> None: ...
+        def _send_webhook(self, p: SimPrediction, event: str) -> None: ...
+
     def authorize(self, header: str | None) -> None:
         scheme, _, token = (header or "").partition(" ")
         if scheme not in ("Bearer", "Token") or not token or (self.token is not None and token != self.token):
@@ -109,7 +132,8 @@ class PredictionsApi:
         cursor = int(query["cursor"]) if query.get("cursor", "").isdigit() else 0
         with self._lock:
             chosen = [self.predictions[i] for i in reversed(self._order) if i in self.predictions]
-            chosen = [p for p in chosen if (after is None or p.created_at > after) and (before is None or p.created_at < before)]
+            chosen = [p for p in chosen
+                      if (after is None or p.created_at > after) and (before is None or p.created_at < before)]
             page = chosen[cursor:cursor + PAGE_SIZE]
 
             def link(offset: int) -> str:

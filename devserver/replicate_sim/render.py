@@ -95,13 +95,16 @@ def render_output(profile: str, model_input: dict, extension: str) -> bytes:
     """The output image of a prediction of `profile` (idm-vton | nano-banana | custom)."""
     image_format = "JPEG" if extension == "jpg" else "PNG"
     if profile == "idm-vton":
-        return render_try_on(model_input["human_img"], model_input["garm_img"], model_input.get("category", "upper_body"),
-                             str(model_input.get("garment_des") or ""), image_format)
+        return render_try_on(model_input["human_img"], model_input["garm_img"],
+                             model_input.get("category", "upper_body"), str(model_input.get("garment_des") or ""),
+                             image_format)
     if profile == "nano-banana":
         images = model_input.get("image_input") or []
         prompt = model_input["prompt"]
         category = next((c for word, c in (("dress", "dresses"), ("lower", "lower_body")) if word in prompt.lower()),
                         "upper_body")
-        return render_try_on(*(images + ["", ""])[:2], category, prompt, image_format)
+        person, garment = [*images, "", ""][:2]
+        return render_try_on(person, garment, category, prompt, image_format)
     uris = [v for v in model_input.values() if isinstance(v, str) and v.startswith(("http://", "https://", "data:"))]
-    return render_try_on(*(uris + ["", ""])[:2], "upper_body", "custom model", image_format)
+    person, garment = [*uris, "", ""][:2]
+    return render_try_on(person, garment, "upper_body", "custom model", image_format)

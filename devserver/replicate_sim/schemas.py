@@ -28,8 +28,8 @@ class Model:
 
 
 MODELS = {
-    IDM_VTON: Model(IDM_VTON, frozenset({IDM_VTON_VERSION, "c871bb9b046607b680449ecbae55fd8c6d945e0a1948644bf2361b3d021d3ff4"}),
-                    "idm-vton"),
+    IDM_VTON: Model(IDM_VTON, frozenset({
+        IDM_VTON_VERSION, "c871bb9b046607b680449ecbae55fd8c6d945e0a1948644bf2361b3d021d3ff4"}), "idm-vton"),
     NANO_BANANA: Model(NANO_BANANA, frozenset(), "nano-banana"),
 }
 
@@ -37,7 +37,8 @@ MODELS = {
 IDM_VTON_INPUT = {"human_img": ("uri", True), "garm_img": ("uri", True), "garment_des": ("string", False),
                   "category": ("string", False), "crop": ("boolean", False), "seed": ("integer", False),
                   "steps": ("integer", False), "force_dc": ("boolean", False), "mask_only": ("boolean", False)}
-NANO_BANANA_INPUT = {"prompt": ("string", True), "image_input": ("uri-array", False), "output_format": ("string", False)}
+NANO_BANANA_INPUT = {"prompt": ("string", True), "image_input": ("uri-array", False),
+                     "output_format": ("string", False)}
 
 
 def resolve(body: dict, model_path: str | None) -> tuple[str, str, str]:
@@ -101,7 +102,8 @@ def _check(model_input: dict, schema: dict) -> list[dict]:
             invalid.append(problem)
     for name in model_input:
         if name not in schema:
-            invalid.append(_problem("additional_property_not_allowed", name, f"Additional property {name} is not allowed"))
+            invalid.append(_problem("additional_property_not_allowed", name,
+                                    f"Additional property {name} is not allowed"))
     return invalid
 
 

@@ -29,7 +29,8 @@ def tqdm_line(done: int, total: int, elapsed: float) -> str:
     def clock(seconds: float) -> str:
         return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
 
-    return f"{done * 100 // total:3d}%|{bar:<10}| {done}/{total} [{clock(elapsed)}<{clock(remaining)}, {rate:4.1f}it/s]\n"
+    timing = f"[{clock(elapsed)}<{clock(remaining)}, {rate:4.1f}it/s]"
+    return f"{done * 100 // total:3d}%|{bar:<10}| {done}/{total} {timing}\n"
 
 
 class Simulator(PredictionsApi):
@@ -138,12 +139,14 @@ class Simulator(PredictionsApi):
                 for tick in range(1, PROGRESS_TICKS):
                     self._at(now + (p.end_at - now) * tick / PROGRESS_TICKS, "progress", p.id)
         elif event == "progress" and p.status == "processing":
+            assert p.started_at is not None  # set when it began processing
             total = p.input.get("steps", DEFAULT_STEPS)
             share = (now - p.started_at) / max(p.end_at - p.started_at, 1e-6)
             p.logs += tqdm_line(min(int(total * share), total - 1), total, now - p.started_at)
         elif event == "finish" and p.status == "processing":
             if p.outcome == "succeeded":
                 if p.profile == "idm-vton":
+                    assert p.started_at is not None  # set when it began processing
                     total = p.input.get("steps", DEFAULT_STEPS)
                     p.logs += tqdm_line(total, total, now - p.started_at)
                 self._render_pool.submit(self._render_and_succeed, p.id)
@@ -172,6 +175,8 @@ class Simulator(PredictionsApi):
             model_input, profile = dict(p.input), p.profile
             rendered = self.faults.render_outputs
         extension = "jpg" if profile == "nano-banana" and model_input.get("output_format", "jpg") == "jpg" else "png"
+        image: bytes | None
+        failure: str | None
         try:
             image = render_output(profile, model_input, extension) if rendered else placeholder_png()
         except Exception as error:  # a simulator bug must surface as a failed prediction, not a hang

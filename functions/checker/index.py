@@ -10,7 +10,8 @@ from shared.http import Request, endpoint
 def handler(request: Request):
     if (request.method == "POST" and not request.direct_invocation
             and webhooks.is_webhook(request.headers, request.json)):
-        return webhooks.handle(request.services, request.headers, request.raw_body, request.json)
+        return webhooks.handle(request.services, request.headers, request.raw_body, request.json,
+                               request.query)
     require_cron(request)
     return checking.run_checker(
         request.services,

@@ -4,6 +4,7 @@ claims a crashed run left behind."""
 from shared import launching
 from shared.auth import require_cron
 from shared.http import Request, endpoint
+from shared.replicate_api import CANCEL_RESERVE_S
 
 
 @endpoint("GET", "POST", name="worker")
@@ -12,6 +13,6 @@ def handler(request: Request):
     settings = request.settings
     return launching.run_worker(
         request.services,
-        # A create that is started must be able to finish before the platform stops us.
-        remaining=lambda: request.remaining_seconds(settings.worker_budget_s, reserve=settings.replicate_timeout_s),
+        # Every call ends inside the budget; canceling an orphan has its own reserve after it.
+        remaining=lambda: request.remaining_seconds(settings.worker_budget_s, reserve=CANCEL_RESERVE_S),
     )
