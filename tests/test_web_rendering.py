@@ -1,9 +1,9 @@
-"""Rendering tests: how the page draws API answers the backend cannot give yet (CONTRACT.md
-"Additions": error_code and error_detail, progress). My looks and share links run against the
-real backend in test_web_life.py.
+"""Rendering tests: how the page draws exact API answers that are slow or random to reach end to
+end (every error_code in both languages with the model's words; a given percent and time left).
 `page.route` answers /start, /status and /continue with JSON shaped exactly as the contract
-says; the page itself comes from the devserver. End-to-end versions follow once the backend has
-these fields."""
+says; the page itself comes from the devserver. The same features run against the real backend
+in test_web_page.py (a failed step in Russian, the model's words), test_web_look.py (the
+progress bar) and test_web_life.py (My looks, share links)."""
 
 import io
 import re
