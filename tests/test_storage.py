@@ -175,7 +175,7 @@ def test_with_s3_inputs_and_every_step_image_are_objects_with_their_content_type
                     ("garment-1.png", "garment-2.png", "person.png", "step-1-1.png", "step-2-1.png")]
     assert view["result_url"] == f"{endpoint}/tryon-test/{folder}/step-2-1.png"
     head = client.head_object(Bucket="tryon-test", Key=f"{folder}/step-2-1.png")
-    assert head["ContentType"] == "image/png"
+    assert head["ContentType"] == "image/png" and head["ContentDisposition"] == "inline"
     assert client.get_object(Bucket="tryon-test", Key=f"{folder}/person.png")["Body"].read() == \
         __import__("base64").b64decode(PERSON.split(",", 1)[1])
     assert sim.created_inputs()[1]["human_img"] == view["steps"][0]["image_url"]
