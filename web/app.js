@@ -108,6 +108,11 @@
       output_removed: "Картинка шага {k} пропала, прежде чем мы её сохранили. Нажмите «{retry}».",
       prediction_lost: "Сервис примерки потерял шаг {k}. Нажмите «{retry}», чтобы запустить его снова.",
       replicate_rejected: "Сервис примерки не принял шаг {k}. Нажмите «{retry}» чуть позже или попробуйте другое фото.",
+      canceled: "Шаг {k} был остановлен сервисом примерки. Нажмите «{retry}», чтобы запустить его снова.",
+      no_output: "Модель не вернула картинку на шаге {k}. Нажмите «{retry}», чтобы попробовать ещё раз.",
+      output_unusable: "Картинку шага {k} не удалось сохранить. Нажмите «{retry}», чтобы запустить шаг снова.",
+      launch_failed: "Шаг {k} не удалось запустить несколько раз подряд. Нажмите «{retry}» чуть позже.",
+      input_missing: "Для шага {k} не нашлось фото или вещи. Начните новый образ.",
       other: "Шаг {k} не получился. Нажмите «{retry}», чтобы попробовать ещё раз.",
     },
     en: {
@@ -117,6 +122,11 @@
       output_removed: "The image of step {k} was gone before we could save it. Press “{retry}”.",
       prediction_lost: "The try-on service lost step {k}. Press “{retry}” to run it again.",
       replicate_rejected: "The try-on service did not accept step {k}. Press “{retry}” a little later or try another photo.",
+      canceled: "Step {k} was stopped by the try-on service. Press “{retry}” to run it again.",
+      no_output: "The model returned no image for step {k}. Press “{retry}” to try again.",
+      output_unusable: "The image of step {k} could not be saved. Press “{retry}” to run the step again.",
+      launch_failed: "Step {k} could not be started several times in a row. Press “{retry}” a little later.",
+      input_missing: "The photo or garment for step {k} is missing. Start a new look.",
       other: "Step {k} did not work out. Press “{retry}” to try again.",
     },
   };
