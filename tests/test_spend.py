@@ -6,7 +6,7 @@ import itertools
 import os
 import subprocess
 import sys
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import psycopg2
@@ -121,7 +121,7 @@ def test_a_user_cancel_records_the_canceled_steps_cost_and_spend_counts_it(fn, s
     answered = sim.snapshot_one(prediction_id)["metrics"]["predict_time"]
     [(status, model, predict_time_s, cost_usd)] = _step_spend(database_url, task_id)
     assert (status, model, predict_time_s) == ("canceled", "cuuupid/idm-vton", answered)
-    assert cost_usd == (Decimal("0.000725") * Decimal(str(answered))).quantize(Decimal("0.000001"))
+    assert cost_usd == (Decimal("0.000725") * Decimal(str(answered))).quantize(Decimal("0.000001"), ROUND_HALF_UP)
     out = report(database_url)
     assert ["canceled", "1", dollars(cost_usd)] in section(out, "Per outcome")
     assert "without a recorded cost" not in out
