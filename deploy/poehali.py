@@ -7,6 +7,9 @@ backend/<name>/ and publish their URLs in backend/func2url.json.
         tests.json holds the original functions' own platform test cases, unchanged, then ours;
     python -m deploy.poehali web-config backend/func2url.json
         prints web/config.js for those URLs.
+    python -m deploy.poehali history-env backend/func2url.json
+        prints the settings that post every finished look to the site's try-on-history-api,
+        as the original checker did (the completion webhook in that function's format).
 
 The database keeps its data: run `python -m migrations` against it once (it recognises the
 seed's table and adds only what the port needs).
@@ -94,20 +97,31 @@ def web_config(func2url: dict) -> str:
             "window.TRYON_CONFIG || {});\n")
 
 
+HISTORY_FUNCTION = "try-on-history-api"
+
+
+def history_env(func2url: dict) -> str:
+    if HISTORY_FUNCTION not in func2url:
+        raise KeyError(f"func2url.json has no URL for {HISTORY_FUNCTION}")
+    return f"COMPLETION_WEBHOOK_URL={func2url[HISTORY_FUNCTION]}\nCOMPLETION_WEBHOOK_FORMAT=try-on-history\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.poehali", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("export").add_argument("out")
     commands.add_parser("web-config").add_argument("func2url")
+    commands.add_parser("history-env").add_argument("func2url")
     args = parser.parse_args(argv)
     if args.command == "export":
         for path in export(Path(args.out)):
             print(path)
         return 0
     try:
-        print(web_config(json.loads(Path(args.func2url).read_text())), end="")
+        make = history_env if args.command == "history-env" else web_config
+        print(make(json.loads(Path(args.func2url).read_text())), end="")
     except (OSError, ValueError, KeyError) as error:
-        print(f"cannot make the web config: {error}", file=sys.stderr)
+        print(f"cannot read {args.func2url}: {error}", file=sys.stderr)
         return 1
     return 0
 

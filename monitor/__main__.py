@@ -21,7 +21,7 @@ import time
 
 import psycopg2
 
-from shared import monitoring, queries
+from shared import completion, monitoring, queries
 from shared.settings import load
 from shared.states import ErrorCode
 
@@ -49,6 +49,9 @@ def overview(cur) -> str:
     active = [[r[0], r[1], progress(r[2], r[3]), f"{int(r[4])} s" if r[4] is not None else "?"] for r in cur.fetchall()]
     cur.execute(monitoring.SEED_WAITING)
     waiting = [[r[0], r[1], progress(r[2], r[3])] for r in cur.fetchall()]
+    cur.execute(monitoring.WEBHOOK_TROUBLE, {"give_up_s": completion.GIVE_UP_AFTER_S})
+    webhooks = [[r[0], r[1], r[2], r[3], r[4] if r[4] == "given up" else f"retry in {max(int(r[5]), 0)} s", r[6]]
+                for r in cur.fetchall()]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     return "\n".join([
         f"Active tasks ({len(active)})  {stamp}",
@@ -56,6 +59,9 @@ def overview(cur) -> str:
         "",
         f"Waiting for the user ({len(waiting)})",
         table(["task", "user", "progress"], waiting, "none"),
+        "",
+        f"Completion webhooks not delivered ({len(webhooks)})",
+        table(["webhook-id", "task", "event", "tries", "state", "last error"], webhooks, "none"),
     ])
 
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from shared import log, queries
+from shared import log, look_queries, queries
+from shared.db import Database
 from shared.limits import check_step_budget
 from shared.services import Services
+from shared.settings import Settings
 from shared.states import Action, ErrorCode, Status, transition
 from shared.task import Task
 from shared.view import body, load_owned, wrong_state
 
 CANCELED_BY_USER = "canceled by user"
+IDLE_FINISH_BATCH = 100
 
 # The conditional statement that makes each move (its WHERE repeats the move's source status).
 _CLAIMS = {Action.CONTINUE: queries.CLAIM_CONTINUE, Action.RETRY: queries.CLAIM_RETRY}
@@ -61,3 +64,12 @@ def _cancel_prediction(services: Services, prediction_id: str) -> None:
     prediction = launching.cancel_quietly(services.replicate, prediction_id)
     if prediction is not None:
         costs.record_canceled_spend(services.db, profiles.active(services.settings), prediction)
+
+
+def finish_idle(db: Database, settings: Settings) -> int:
+    """Worker: looks left in waiting_continue for LOOK_IDLE_FINISH_S end as "Finish here" would, so
+    an abandoned look never holds its user's place; a failed look left alone stays failed."""
+    finished = db.all(look_queries.FINISH_IDLE, {"idle_s": settings.look_idle_finish_s, "limit": IDLE_FINISH_BATCH})
+    for row in finished:
+        log.transition(row["id"], Status.WAITING_CONTINUE, Status.COMPLETED, note="idle finish")
+    return len(finished)

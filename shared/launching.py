@@ -234,6 +234,9 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
     A launch that fails with an error of ours hands its look back with a back-off and the run
     goes on with the next look; the third such failure fails the look (`launch_failed`)."""
     db, settings = services.db, services.settings
+    from shared import actions, completion
+
+    idle_finished = actions.finish_idle(db, settings)
     counts = dict.fromkeys(LaunchOutcome, 0)
     throttled = out_of_time = False
     api = services.replicate
@@ -251,6 +254,10 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
         outcome = launch(services, task, claimed)
         counts[outcome.outcome] += 1
         throttled, out_of_time = outcome.throttled, outcome.out_of_time
+    # Completion webhooks go after the launches: a step waiting for its prediction costs a user's time.
+    webhooks = completion.deliver_due(services, remaining)
     started = counts[LaunchOutcome.LAUNCHED]
     return {"message": f"Started {started} tasks", "started": started, "failed": counts[LaunchOutcome.FAILED],
-            "deferred": counts[LaunchOutcome.DEFERRED], "lost": counts[LaunchOutcome.LOST], "throttled": throttled}
+            "deferred": counts[LaunchOutcome.DEFERRED], "lost": counts[LaunchOutcome.LOST], "throttled": throttled,
+            "idle_finished": idle_finished, "webhooks_delivered": webhooks["delivered"],
+            "webhooks_failed": webhooks["failed"]}

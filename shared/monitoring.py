@@ -48,6 +48,18 @@ WHERE id = %(id)s AND status IN ('pending', 'processing')
 RETURNING id, status, prediction_id
 """
 
+# Completion webhooks that have not got through: still being retried, or given up after a day.
+WEBHOOK_TROUBLE = """
+SELECT id, task_id, type, attempts,
+       CASE WHEN created_at <= NOW() - make_interval(secs => %(give_up_s)s) THEN 'given up'
+            ELSE 'retrying' END AS state,
+       ROUND(EXTRACT(EPOCH FROM (next_attempt_at - NOW()))) AS next_in_s, last_error
+FROM look_events
+WHERE delivered_at IS NULL AND attempts > 0
+ORDER BY created_at DESC
+LIMIT 20
+"""
+
 # `monitor spend`: what the steps that ended since a moment cost, from each step's recorded cost
 # (all attempts: money spent on failures counts). `unpriced`: steps without a recorded cost.
 _ENDED_SINCE = "s.completed_at >= NOW() - make_interval(secs => %(since_s)s)"

@@ -7,6 +7,8 @@ or failed. While `processing`, `prediction_id IS NULL` means the step's predicti
 yet: `claim_token` names the one caller allowed to create it.
 """
 
+from shared.look_queries import RECORD_END
+
 # --- start -------------------------------------------------------------------------------------
 
 # Start's caps, as SQL expressions over one user (%(user_id)s). Caps count spending, not waiting:
@@ -178,7 +180,7 @@ WITH t AS (
     SET status = 'failed', error = %(error)s, error_code = %(error_code)s, error_detail = %(error_detail)s,
         completed_at = NOW()
     FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
-)
+), """ + RECORD_END + """
 SELECT * FROM t
 """
 
@@ -252,14 +254,17 @@ SELECT sum(cost_usd) AS cost_usd FROM replicate_task_steps WHERE task_id = %(id)
 # --- the user's other choices --------------------------------------------------------------------
 
 FINISH = """
-UPDATE replicate_tasks
-SET status = 'completed', result_url = intermediate_result,
-    error_message = NULL, error_code = NULL, error_detail = NULL,
-    current_step = CASE WHEN status = 'failed' THEN GREATEST(current_step - 1, 1) ELSE current_step END,
-    claim_token = NULL, claimed_at = NULL, updated_at = NOW()
-WHERE id = %(id)s
-  AND (status = 'waiting_continue' OR (status = 'failed' AND intermediate_result IS NOT NULL))
-RETURNING *
+WITH t AS (
+    UPDATE replicate_tasks
+    SET status = 'completed', result_url = intermediate_result,
+        error_message = NULL, error_code = NULL, error_detail = NULL,
+        current_step = CASE WHEN status = 'failed' THEN GREATEST(current_step - 1, 1) ELSE current_step END,
+        claim_token = NULL, claimed_at = NULL, updated_at = NOW()
+    WHERE id = %(id)s
+      AND (status = 'waiting_continue' OR (status = 'failed' AND intermediate_result IS NOT NULL))
+    RETURNING *
+), """ + RECORD_END + """
+SELECT * FROM t
 """
 
 CANCEL = """
@@ -274,7 +279,7 @@ WITH t AS (
     SET status = 'canceled', error = %(error)s, error_code = %(error_code)s, completed_at = NOW()
     FROM t WHERE s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
       AND s.status IN ('starting', 'processing')
-)
+), """ + RECORD_END + """
 SELECT * FROM t
 """
 
@@ -298,3 +303,4 @@ LEFT JOIN replicate_task_steps s ON s.task_id = t.id
 WHERE t.id = %(id)s
 ORDER BY s.step, s.attempt
 """
+

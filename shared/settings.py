@@ -127,6 +127,18 @@ class Settings:
     min_image_side = _setting(lambda self: self._int("MIN_IMAGE_SIDE", 256, minimum=1))
     max_active_tasks = _setting(lambda self: self._int("MAX_ACTIVE_TASKS", 1000, minimum=1))
     max_steps_per_hour = _setting(lambda self: self._int("MAX_STEPS_PER_HOUR", 2000, minimum=1))
+    look_idle_finish_s = _setting(lambda self: self._int("LOOK_IDLE_FINISH_S", 86400, minimum=60))
+    public_page_url = _setting(lambda self: self._url("PUBLIC_PAGE_URL"))
+    completion_webhook_url = _setting(lambda self: self._text("COMPLETION_WEBHOOK_URL"))
+    completion_webhook_secret = _setting(lambda self: self._text("COMPLETION_WEBHOOK_SECRET"))
+
+    @_setting
+    def completion_webhook_format(self) -> str:
+        value = self._text("COMPLETION_WEBHOOK_FORMAT", "standard").lower()
+        if value not in ("standard", "try-on-history"):
+            raise ConfigError("COMPLETION_WEBHOOK_FORMAT must be standard or try-on-history")
+        return value
+
     # Internal knobs with safe defaults, for tests and operators.
     @_setting
     def claim_stale_s(self) -> float:

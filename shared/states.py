@@ -38,6 +38,12 @@ class Action(StrValue):
     FINISH = "finish"
     RETRY = "retry"
     CANCEL = "cancel"
+    # Not moves of the look (no transition): a read-only link to it, and revoking every such link.
+    SHARE = "share"
+    UNSHARE = "unshare"
+
+
+SHARING = (Action.SHARE, Action.UNSHARE)
 
 
 @dataclass(frozen=True)

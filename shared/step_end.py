@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import log
 from shared.db import Database
+from shared.look_queries import RECORD_END
 from shared.progress import percent_from_logs
 from shared.states import Outcome, Status
 from shared.task import Task
@@ -45,7 +46,7 @@ WITH seen AS (
         cost_usd = seen.cost_usd, completed_at = NOW()
     FROM t JOIN seen ON seen.id = t.id
     WHERE s.prediction_id = t.prediction_id
-)
+), """ + RECORD_END + """
 SELECT id, status FROM t
 """
 
@@ -69,7 +70,7 @@ WITH seen AS (
         model = COALESCE(s.model, seen.model), cost_usd = seen.cost_usd, completed_at = NOW()
     FROM t JOIN seen ON seen.id = t.id
     WHERE s.prediction_id = t.prediction_id
-)
+), """ + RECORD_END + """
 SELECT id, status FROM t
 """
 

@@ -126,3 +126,13 @@ def test_each_exported_function_passes_its_tests_json(exported, env, name, index
     body = json.loads(answer["body"]) if answer["body"] else {}
     assert answer["status"] == case["expectedStatus"], body
     assert body_mismatches(case.get("expectedBody", {}), body) == []
+
+
+def test_history_env_points_the_completion_webhook_at_the_sites_history_function(tmp_path):
+    func2url = tmp_path / "func2url.json"
+    func2url.write_text(json.dumps({"try-on-history-api": "https://functions.poehali.dev/abc"}))
+    assert poehali.main(["history-env", str(func2url)]) == 0
+    assert poehali.history_env(json.loads(func2url.read_text())) == (
+        "COMPLETION_WEBHOOK_URL=https://functions.poehali.dev/abc\nCOMPLETION_WEBHOOK_FORMAT=try-on-history\n")
+    func2url.write_text("{}")
+    assert poehali.main(["history-env", str(func2url)]) == 1

@@ -1,17 +1,17 @@
-"""Rendering tests: how the page draws API answers the backend cannot give yet (CONTRACT.md
-"Additions": error_code and error_detail, progress, GET /status?mine=true, share links).
+"""Rendering tests: how the page draws exact API answers that are slow or random to reach end to
+end (every error_code in both languages with the model's words; a given percent and time left).
 `page.route` answers /start, /status and /continue with JSON shaped exactly as the contract
-says; the page itself comes from the devserver. End-to-end versions follow once the backend has
-these fields."""
+says; the page itself comes from the devserver. The same features run against the real backend
+in test_web_page.py (a failed step in Russian, the model's words), test_web_look.py (the
+progress bar) and test_web_life.py (My looks, share links)."""
 
 import io
-import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser_support import fill_look, fulfil_json, needs_chromium, open_page, screenshot
+from tests.browser_support import fill_look, fulfil_json, needs_chromium, screenshot
 
 # The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
 pytest_plugins = ["tests.browser_fixtures"]
@@ -109,78 +109,3 @@ def test_rendering_progress_and_time_left_and_the_total_estimate(page, devserver
     # No percent from the model's logs: elapsed and eta still place the bar (45 of 60 s).
     page.wait_for_function("document.querySelector('[data-testid=step-progress]').getAttribute('aria-valuenow') === '75'")
     assert page.locator("#eta").inner_text() == "Осталось около 15 с"
-
-
-def test_rendering_my_looks_with_their_actions_and_paging(page, devserver):
-    sent = []
-    first = [
-        {"task_id": TASK, "status": "waiting_continue", "current_step": 1, "total_steps": 2,
-         "thumbnail": "/fake/step-1.png", "updated_at": "2026-11-27T10:01:00Z", "actions": ["continue", "finish"]},
-        {"task_id": OTHER, "status": "processing", "current_step": 2, "total_steps": 3,
-         "thumbnail": None, "updated_at": "2026-11-27T09:00:00Z", "actions": ["cancel"]},
-    ]
-    older = [{"task_id": "0d6f7d7f-2a11-4a57-9a51-5b0c7c1e8d4e", "status": "completed", "current_step": 1,
-              "total_steps": 1, "thumbnail": "/fake/step-1.png", "updated_at": "2026-11-20T10:00:00Z", "actions": []}]
-
-    def status(query):
-        if query.get("mine") == "true":
-            return 200, {"looks": older, "next": None} if query.get("cursor") == "c2" else {"looks": first, "next": "c2"}
-        return 200, look_view("waiting_continue", 1, task_id=query["task_id"])
-
-    serve_fake_images(page)
-    answer_status(page, status)
-    page.route(re.compile(r"/continue$"), lambda route, request: (
-        sent.append(json.loads(request.post_data)), fulfil_json(route, look_view("completed", 1, task_id=OTHER))))
-    page.goto(devserver.url + "/")
-    panel = page.get_by_test_id("looks")
-    items = panel.get_by_test_id("look-item")
-    items.first.wait_for()
-    assert items.count() == 2
-    assert items.nth(0).inner_text().splitlines()[:2] == ["Образ: шаг 1 из 2", "ждёт вас"]
-    assert items.nth(1).get_by_test_id("look-finish").count() == 0
-    items.nth(1).get_by_test_id("look-cancel").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 2")
-    assert sent == [{"task_id": OTHER, "action": "cancel"}]
-    page.get_by_role("button", name="Показать ещё").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 3")
-    screenshot(page, "render-my-looks-ru")
-    items.nth(0).get_by_test_id("look-open").click()
-    page.get_by_test_id("continue").wait_for(state="visible")
-    assert page.url.endswith(f"task={TASK}")
-    assert items.nth(0).get_attribute("aria-current") == "true"
-    assert page.console_errors == []
-
-
-def test_rendering_share_copies_a_link_that_opens_a_read_only_view(browser, devserver):
-    owner = open_page(browser)
-    owner.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=devserver.url)
-    sent = []
-    serve_fake_images(owner)
-    answer_status(owner, lambda q: (200, look_view("waiting_continue", 1)) if "task_id" in q else (200, {"looks": [], "next": None}))
-    owner.route(re.compile(r"/continue$"), lambda route, request: (
-        sent.append(json.loads(request.post_data)),
-        fulfil_json(route, {"share_url": "https://functions.example/status?share=tok_4f9a"})))
-    owner.goto(f"{devserver.url}/?task={TASK}")
-    owner.get_by_test_id("share").click()
-    owner.locator("#share-box").wait_for(state="visible")
-    link = owner.evaluate("navigator.clipboard.readText()")
-    assert sent == [{"task_id": TASK, "action": "share"}]
-    assert link == f"{devserver.url}/?share=tok_4f9a"
-    assert owner.locator("#share-url").input_value() == link
-    owner.context.close()
-
-    viewer = open_page(browser)
-    queries = []
-    serve_fake_images(viewer)
-    shared = {k: v for k, v in look_view("waiting_continue", 1).items() if k not in ("actions",)}
-    answer_status(viewer, lambda q: (queries.append(q), (200, shared))[1])
-    viewer.goto(link)
-    viewer.get_by_test_id("step-image").wait_for(state="visible")
-    assert queries[0] == {"share": "tok_4f9a"}
-    assert viewer.get_by_test_id("progress").inner_text() == "С вами поделились образом: Шаг 1 из 2 готов!"
-    for name in ("continue", "finish", "retry", "cancel", "share", "new-look", "start", "looks"):
-        assert viewer.get_by_test_id(name).is_hidden(), name
-    assert viewer.get_by_test_id("download").is_visible()
-    screenshot(viewer, "render-shared-view-ru")
-    assert viewer.console_errors == []
-    viewer.context.close()

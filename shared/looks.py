@@ -1,0 +1,113 @@
+"""A user's looks (status?mine=true) and read-only share links (continue share/unshare,
+status?share=<token>)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from shared import look_queries
+from shared.errors import InvalidInput, TaskNotFound
+from shared.services import Services
+from shared.states import Action, Status, allowed_actions
+from shared.view import body, load_owned
+
+PAGE_SIZE = 20
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+# --- my looks --------------------------------------------------------------------------------------
+
+def mine(services: Services, user: str, cursor: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"user_id": user, "limit": PAGE_SIZE + 1}
+    if cursor:
+        created, task_id = _read_cursor(cursor)
+        found = services.db.all(look_queries.MY_LOOKS_AFTER, {**params, "created": created, "id": task_id})
+    else:
+        found = services.db.all(look_queries.MY_LOOKS, params)
+    page = found[:PAGE_SIZE]
+    more = len(found) > PAGE_SIZE
+    return {
+        "looks": [{
+            "task_id": row["id"],
+            "status": row["status"],
+            "current_step": row["current_step"],
+            "total_steps": row["total_steps"],
+            "thumbnail": row["result_url"] or row["intermediate_result"],
+            "updated_at": None if row["updated_at"] is None else row["updated_at"].replace(" ", "T") + "Z",
+            "actions": [a.value for a in allowed_actions(Status(row["status"]), bool(row["intermediate_result"]))],
+        } for row in page],
+        "next": _cursor(page[-1]["created_key"], page[-1]["id"]) if more else None,
+    }
+
+
+def _cursor(created: str, task_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created, task_id]).encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        created, task_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        datetime.fromisoformat(created)
+        if not isinstance(task_id, str) or len(task_id) > 128:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput("cursor is not one this endpoint gave out: start again without it.",
+                           code="invalid_cursor") from None
+    return created, task_id
+
+
+# --- share links -----------------------------------------------------------------------------------
+
+def _hash(token: str) -> str:
+    # Only the hash is stored, and lookups are by hash: the table never holds a working link.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def share(services: Services, task_id: str, owner: str, action: Action, origin: str | None) -> dict[str, Any]:
+    """Owner only: `share` makes a new read-only link (192 random bits); `unshare` revokes all."""
+    db = services.db
+    load_owned(db, task_id, owner)
+    if action is Action.UNSHARE:
+        revoked = db.all(look_queries.SHARE_REVOKE_ALL, {"id": task_id})
+        return {"task_id": task_id, "revoked": len(revoked)}
+    token = secrets.token_urlsafe(24)
+    db.one(look_queries.SHARE_ADD, {"token_hash": _hash(token), "id": task_id})
+    return {"share_url": _page_url(services, origin) + f"?share={token}"}
+
+
+def _page_url(services: Services, origin: str | None) -> str:
+    """PUBLIC_PAGE_URL, else the page that asked (an allowed origin); else a link relative to it."""
+    settings = services.settings
+    if settings.public_page_url:
+        return str(settings.public_page_url)
+    origins = settings.allowed_origins
+    if origin and re.match(r"^https?://[^/\s]+$", origin) and ("*" in origins or origin.rstrip("/") in origins):
+        return origin.rstrip("/") + "/"
+    return ""
+
+
+def shared_view(services: Services, token: str) -> dict[str, Any]:
+    """The read-only look behind a share link: images, step count and status; nothing that names
+    the look, its user or what they wrote, and no actions. Unknown or revoked: 404."""
+    if not TOKEN_RE.match(token or ""):
+        raise TaskNotFound("This share link does not work (it may have been revoked).", code="share_not_found")
+    found = services.db.one(look_queries.SHARED_TASK, {"token_hash": _hash(token)})
+    if found is None:
+        raise TaskNotFound("This share link does not work (it may have been revoked).", code="share_not_found")
+    full = body(load_owned(services.db, found["task_id"], None))
+    return {
+        "status": full["status"],
+        "current_step": full["current_step"],
+        "total_steps": full["total_steps"],
+        "intermediate_result": full["intermediate_result"],
+        "result_url": full["result_url"],
+        "updated_at": full["updated_at"],
+        "steps": [{"step": s["step"], "status": s["status"], "image_url": s["image_url"]} for s in full["steps"]],
+    }
