@@ -85,25 +85,30 @@ def test_a_resent_submission_reuses_its_idempotency_key_and_a_changed_form_gets_
     assert keys[2] != keys[1]
 
 
-def test_three_new_looks_stay_reachable_in_my_looks(page, devserver, images):
+def test_three_new_looks_then_a_fourth_starts_and_all_four_stay_reachable_in_my_looks(page, devserver, images):
+    # MAX_ACTIVE_TASKS_PER_USER is 3: looks waiting for their shopper must not count against it.
     page.goto(devserver.url + "/")
     tasks = []
-    for _ in range(3):
+    for _ in range(4):
         fill_look(page, images)
         page.get_by_test_id("start").click()
         page.get_by_test_id("continue").wait_for(state="visible")
         tasks.append(page.url.split("task=")[1])
+        if len(tasks) == 4:
+            break
         page.get_by_test_id("new-look").click()
         # The look waits for its shopper: the page asks in-page before leaving it.
         page.get_by_test_id("confirm").click()
         page.wait_for_function("!location.search.includes('task=')")
         assert page.get_by_test_id("step-image").is_hidden()
+    assert len(set(tasks)) == 4
     items = page.get_by_test_id("looks").get_by_test_id("look-item")
-    page.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 3")
-    assert [items.nth(i).get_attribute("data-task") for i in range(3)] == tasks[::-1]
-    items.nth(2).get_by_test_id("look-open").click()  # the first look, still waiting at step 1
+    page.wait_for_function("document.querySelectorAll('[data-testid=look-item]').length === 4")
+    assert [items.nth(i).get_attribute("data-task") for i in range(4)] == tasks[::-1]
+    items.nth(3).get_by_test_id("look-open").click()  # the first look, still waiting at step 1
+    page.get_by_test_id("confirm").click()  # leaving the fourth, which waits too
     page.get_by_test_id("continue").wait_for(state="visible")
-    assert page.url.endswith("task=" + tasks[0])
+    page.wait_for_function(f"location.search.endsWith('task={tasks[0]}')")
     assert page.get_by_test_id("progress").inner_text() == "Шаг 1 из 2 готов!"
     # The form shows what this look is made of, locked.
     assert page.locator("#person-picker .preview img").count() == 1
