@@ -123,6 +123,9 @@ class DevServer:
             "REPLICATE_WEBHOOK_SECRET": self.sim.webhook_secret,
         })
         os.environ.setdefault("CHECKER_URL", f"{self.url}/checker")
+        # Start's first estimate (before any step has run) is a real model's typical step; the
+        # simulator's steps take --sim-seconds, plus the cron's pickup.
+        os.environ.setdefault("MODEL_TYPICAL_STEP_S", str(max(1, round(self.sim_seconds + 2))))
         self.lines.append(("replicate",
                            f"simulator at {self.sim.url} ({self.sim_seconds:g} s a prediction, signed webhooks)"))
 

@@ -13,7 +13,7 @@ from shared.settings import Settings
 
 
 def check_caps(counts: dict[str, Any], settings: Settings) -> None:
-    """Start's caps from `queries.START_CHECKS`: the user's looks in progress (pending or
+    """Start's caps from `start_queries.START_CHECKS`: the user's looks in progress (pending or
     processing: a look waiting for Continue spends nothing) and hourly starts, then the site's."""
     active = counts["user_active"]
     if active >= settings.max_active_tasks_per_user:
@@ -35,7 +35,7 @@ def check_caps(counts: dict[str, Any], settings: Settings) -> None:
 
 
 def cap_limits(settings: Settings) -> dict[str, int]:
-    """The caps as `queries.INSERT_TASK` parameters."""
+    """The caps as `start_queries.INSERT_TASK` parameters."""
     return {
         "max_user_active": settings.max_active_tasks_per_user, "max_user_starts": settings.start_rate_per_user,
         "max_site_active": settings.max_active_tasks, "max_site_steps": settings.max_steps_per_hour,

@@ -10,7 +10,7 @@ import json
 import uuid
 from typing import Any
 
-from shared import log, profiles, queries
+from shared import log, profiles, start_queries
 from shared.db import rows
 from shared.errors import LimitReached, WrongState
 from shared.images import ImageRef
@@ -61,12 +61,12 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
     written: list[str] = []
     try:
         with db.transaction() as cur:
-            cur.execute(queries.START_CHECKS, {"user_id": request.user_id, "key": idempotency_key})
+            cur.execute(start_queries.START_CHECKS, {"user_id": request.user_id, "key": idempotency_key})
             checks = rows(cur)[0]
             if checks["existing"] is not None:
                 return _replayed(checks["existing"], fingerprint)
             check_caps(checks, settings)
-            cur.execute(queries.INSERT_TASK, {
+            cur.execute(start_queries.INSERT_TASK, {
                 "id": task_id, "user_id": request.user_id, "person_image": person_image,
                 "garments": json.dumps(garments), "prompt_hints": request.prompt_hints,
                 "total_steps": len(garments), "key": idempotency_key, "request_hash": fingerprint,

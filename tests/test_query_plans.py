@@ -6,7 +6,7 @@ import json
 import psycopg2
 import pytest
 
-from shared import queries
+from shared import queries, start_queries
 
 
 @pytest.fixture
@@ -119,8 +119,8 @@ START_PARAMS = {"user_id": "user-7", "key": "click-1", "id": "t", "person_image"
 
 
 @pytest.mark.parametrize("name,sql", [
-    ("start's checks, caps and estimate", queries.START_CHECKS),
-    ("start's insert with the caps again", queries.INSERT_TASK),
+    ("start's checks, caps and estimate", start_queries.START_CHECKS),
+    ("start's insert with the caps again", start_queries.INSERT_TASK),
     ("the step budget of Continue and Retry", queries.USER_RECENT_STEPS),
     ("the site's step budget", queries.ALL_RECENT_STEPS),
 ])
@@ -138,5 +138,5 @@ def test_every_query_start_runs_reads_indexes_not_history(step_history, name, sq
 
 
 def test_the_estimate_reads_only_the_latest_succeeded_steps(step_history):
-    scans = every_scan(plan(step_history, queries.START_CHECKS, START_PARAMS))
+    scans = every_scan(plan(step_history, start_queries.START_CHECKS, START_PARAMS))
     assert ("Index Scan", "replicate_task_steps", "replicate_task_steps_recent_success") in scans, scans

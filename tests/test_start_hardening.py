@@ -71,9 +71,9 @@ def test_a_lone_surrogate_in_a_task_id_is_a_400_in_a_body_and_not_found_in_a_que
 
 
 def test_when_the_insert_fails_the_files_just_written_are_deleted(fn, env, monkeypatch):
-    from shared import queries
+    from shared import start_queries
 
-    monkeypatch.setattr(queries, "INSERT_TASK", queries.INSERT_TASK.replace("'pending'", "'no-such-status'"))
+    monkeypatch.setattr(start_queries, "INSERT_TASK", start_queries.INSERT_TASK.replace("'pending'", "'no-such-status'"))
     reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:2]})
     assert reply.status == 500
     assert task_count(env) == 0

@@ -39,7 +39,8 @@ def test_no_serious_accessibility_violations_in_any_state(browser, devserver, im
         page.goto(f"{devserver.url}/?lang={lang}")
         fill_look(page, images)
         check("idle")
-        sim_faults(devserver, duration_s=6)
+        # Long enough that a loaded machine's checker reads the running step's progress in time.
+        sim_faults(devserver, duration_s=20)
         page.get_by_test_id("start").click()
         wait_status(page, "processing")
         page.wait_for_function("document.querySelector('[data-testid=step-progress]').hasAttribute('aria-valuenow')")

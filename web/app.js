@@ -166,7 +166,7 @@
 
   const $ = (id) => document.getElementById(id);
   const ui = {
-    layout: $("layout"), compose: $("compose"), lockedNote: $("locked-note"),
+    layout: $("layout"), compose: $("compose"), result: $("result"), lockedNote: $("locked-note"),
     garments: $("garments"), addGarment: $("add-garment"), start: $("start"),
     progress: $("progress"), estimate: $("estimate"), barWrap: $("bar-wrap"), bar: $("step-progress"),
     barFill: $("bar-fill"), eta: $("eta"), image: $("step-image"), before: $("before-image"),
@@ -542,6 +542,7 @@
       remember(created.task_id);
       render({ task_id: created.task_id, status: created.status, current_step: 0, total_steps: created.total_steps,
                actions: ["cancel"], steps: [] });
+      revealLook();
       await refresh();
     } catch (error) {
       showError(error.message);
@@ -550,6 +551,13 @@
       schedulePoll();
       loadLooks();
     }
+  }
+
+  // On a phone the look moves above the form it was made from: without this the shopper is left
+  // looking at the greyed form while the look (and its Continue) runs off-screen above.
+  function revealLook() {
+    const top = ui.result.getBoundingClientRect().top;
+    if (top < 0 || top > innerHeight / 2) ui.result.scrollIntoView({ block: "start" });
   }
 
   function thumbnailOf(preview) {
@@ -638,6 +646,17 @@
     if (previous && previous.task_id !== view.task_id) ui.shareBox.hidden = true;
     showFailure(view, k);
     renderSteps(view);
+    if (shareToken === null) followInLooks(view);
+  }
+
+  // My looks shows the look on screen as the page polls it, not as it was when the list loaded.
+  function followInLooks(view) {
+    const look = looks.find((item) => item.task_id === view.task_id);
+    if (!look || (look.status === view.status && look.current_step === view.current_step)) return;
+    Object.assign(look, { status: view.status, current_step: view.current_step, actions: view.actions || [],
+                          thumbnail: view.result_url || view.intermediate_result || look.thumbnail,
+                          updated_at: view.updated_at || look.updated_at });
+    renderLooks();
   }
 
   // Say what changed, once: a screen reader hears "Step 1 of 2 is ready!", not every poll.

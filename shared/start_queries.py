@@ -1,0 +1,50 @@
+"""Start's statements: one locked check (Idempotency-Key first, then the caps and the time
+estimate) and an INSERT that checks the caps again."""
+
+# Start's caps, as SQL expressions over one user (%(user_id)s). Caps count spending, not waiting:
+# a look in waiting_continue costs nothing until Continue (which the step budget bounds).
+_USER_ACTIVE = """(SELECT count(*) FROM replicate_tasks
+                   WHERE user_id = %(user_id)s AND status IN ('pending', 'processing'))"""
+_USER_RECENT_STARTS = """(SELECT count(*) FROM replicate_tasks
+                         WHERE user_id = %(user_id)s AND created_at > NOW() - INTERVAL '1 hour')"""
+_SITE_ACTIVE = "(SELECT count(*) FROM replicate_tasks WHERE status IN ('pending', 'processing'))"
+# Steps started in the last hour plus looks whose first step waits for the worker.
+SITE_RECENT_STEPS = """((SELECT count(*) FROM replicate_task_steps WHERE created_at > NOW() - INTERVAL '1 hour')
+                        + (SELECT count(*) FROM replicate_tasks WHERE status = 'pending'))"""
+
+# Start's first statement, inside its transaction: serialises one user's starts (the advisory
+# lock), then the look an Idempotency-Key already made, the caps and the time estimate. The lock
+# is taken while the statement runs, after its snapshot: a start committed while this one waited
+# may be missing from these numbers, so INSERT_TASK checks the caps again.
+START_CHECKS = f"""
+SELECT pg_advisory_xact_lock(hashtext('replicate_tasks:user:' || %(user_id)s)) AS locked,
+       (SELECT json_build_object('id', id, 'status', status, 'current_step', current_step,
+                                 'total_steps', total_steps, 'request_hash', request_hash)
+        FROM replicate_tasks WHERE user_id = %(user_id)s AND idempotency_key = %(key)s) AS existing,
+       {_USER_ACTIVE} AS user_active,
+       {_USER_RECENT_STARTS} AS user_recent_starts,
+       (SELECT CEIL(EXTRACT(EPOCH FROM (MIN(created_at) + INTERVAL '1 hour' - NOW())))
+        FROM replicate_tasks WHERE user_id = %(user_id)s AND created_at > NOW() - INTERVAL '1 hour') AS retry_after,
+       {_SITE_ACTIVE} AS site_active,
+       {SITE_RECENT_STEPS} AS site_recent_steps,
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (completed_at - started_at)))
+        FROM (SELECT completed_at, started_at FROM replicate_task_steps
+              WHERE status = 'succeeded' AND started_at IS NOT NULL
+              ORDER BY completed_at DESC LIMIT 50) recent) AS step_seconds
+"""
+
+# The look, if the caps still hold now that this start holds the user's lock (a fresh snapshot)
+# and its Idempotency-Key is new; no row otherwise.
+INSERT_TASK = f"""
+INSERT INTO replicate_tasks (id, user_id, status, person_image, garments, prompt_hints,
+                             current_step, total_steps, created_at, updated_at,
+                             idempotency_key, request_hash, file_prefix)
+SELECT %(id)s, %(user_id)s, 'pending', %(person_image)s, %(garments)s, %(prompt_hints)s,
+       0, %(total_steps)s, NOW(), NOW(), %(key)s, %(request_hash)s, %(file_prefix)s
+WHERE {_USER_ACTIVE} < %(max_user_active)s
+  AND {_USER_RECENT_STARTS} < %(max_user_starts)s
+  AND {_SITE_ACTIVE} < %(max_site_active)s
+  AND {SITE_RECENT_STEPS} < %(max_site_steps)s
+ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id
+"""
