@@ -29,6 +29,8 @@ FUNCTION_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 30.0
 PINGER_AGENT = "tryon-devserver-cron"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# Browsers must take a served file for the type it is sent as, never guess (a PNG that holds HTML).
+NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 class Context:
@@ -176,9 +178,9 @@ def make_server(host: str, port: int) -> DevHTTPServer:
                 resolved.relative_to(base)
                 data = resolved.read_bytes()
             except (ValueError, OSError):
-                return self._reply(404, {"Content-Type": "text/plain"}, b"Not found")
+                return self._reply(404, {"Content-Type": "text/plain", **NO_SNIFF}, b"Not found")
             content_type = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
-            self._reply(200, {"Content-Type": content_type, "Cache-Control": "no-cache"}, data)
+            self._reply(200, {"Content-Type": content_type, "Cache-Control": "no-cache", **NO_SNIFF}, data)
 
         def _route(self) -> None:
             parts = urlsplit(self.path)

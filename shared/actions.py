@@ -53,10 +53,17 @@ def perform(services: Services, task_id: str, user: str | None, action: Action) 
             raise wrong_state(load_owned(db, task_id, user).task, action)
         log.transition(task_id, task.status, Status.FAILED, step=canceled["current_step"], action=action)
         if canceled["prediction_id"]:
-            from shared import launching
-
-            launching.cancel_quietly(services.replicate, canceled["prediction_id"])
+            _cancel_prediction(services, canceled["prediction_id"])
     return body(load_owned(db, task_id, user))
+
+
+def _cancel_prediction(services: Services, prediction_id: str) -> None:
+    """Cancels the step's prediction at Replicate and records what it cost from the answer."""
+    from shared import costs, launching, profiles
+
+    prediction = launching.cancel_quietly(services.replicate, prediction_id)
+    if prediction is not None:
+        costs.record_canceled_spend(services.db, profiles.active(services.settings), prediction)
 
 
 def finish_idle(db: Database, settings: Settings) -> int:

@@ -16,6 +16,7 @@ from shared import costs, log, profiles, queries, step_end
 from shared.db import Database
 from shared.images import DownloadError, download
 from shared.launching import cancel_quietly
+from shared.output_hosts import OutputHosts
 from shared.replicate_api import OutOfTime, Prediction, PredictionGone, Rejected, ReplicateAPI, Transient
 from shared.services import Services
 from shared.settings import Settings
@@ -141,7 +142,8 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
         return Observation(prediction=prediction, image_url=url)
     try:
         # The download ends when this run's calls must have ended (a Replicate call's deadline).
-        data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES, timeout=max(seconds_left, 0.1))
+        hosts = OutputHosts.of(settings.replicate_base_url, storage.public_url, settings.output_hosts)
+        data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES, hosts=hosts, timeout=max(seconds_left, 0.1))
         key = key_for(task.file_prefix, task.id, f"step-{step}-{task.attempt}", content_type)
         return Observation(prediction=prediction, image_url=storage.put(key, data, content_type))
     except DownloadError as error:

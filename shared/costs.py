@@ -37,6 +37,23 @@ def step_spend(profile: Profile, prediction: Prediction | None) -> dict[str, Any
     }
 
 
+# A step the user canceled, costed from the cancel's answer (once: a step already costed keeps it).
+# Here, not in queries.py: only the Cancel button runs it, and queries.py is at its size limit.
+CANCELED_STEP_SPEND = """
+UPDATE replicate_task_steps
+SET model = COALESCE(model, %(model)s), predict_time_s = %(predict_time_s)s, cost_usd = %(cost_usd)s
+WHERE prediction_id = %(prediction_id)s AND status = 'canceled' AND cost_usd IS NULL
+"""
+
+
+def record_canceled_spend(db: Database, profile: Profile, prediction: Prediction) -> None:
+    """Replicate bills a canceled prediction for the seconds it ran: recorded when its cancel
+    answered with metrics.predict_time; otherwise the step's cost stays unknown (NULL)."""
+    if prediction.predict_time_s is None:
+        return
+    db.all(CANCELED_STEP_SPEND, {"prediction_id": prediction.id, **step_spend(profile, prediction)})
+
+
 def look_cost_usd(db: Database, task_id: str) -> Decimal | None:
     """The sum of every attempt's recorded cost for one look (failed and retried ones too);
     None when no step has a recorded cost."""

@@ -213,13 +213,13 @@ def launch(services: Services, task: Task, claimed: float | None = None) -> Laun
     return record_launch(db, api, task, create_prediction(settings, api, services.storage, task, claimed))
 
 
-def cancel_quietly(api: ReplicateAPI, prediction_id: str, *, reserved: bool = False) -> bool:
+def cancel_quietly(api: ReplicateAPI, prediction_id: str, *, reserved: bool = False) -> Prediction | None:
+    """Cancels at Replicate; the prediction as the cancel answered it, or None when it failed."""
     try:
-        api.cancel(prediction_id, reserved=reserved)
-        return True
+        return api.cancel(prediction_id, reserved=reserved)
     except (Transient, Rejected) as error:
         log.event("cancel_failed", prediction_id=prediction_id, reason=str(error))
-        return False
+        return None
 
 
 def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, Any]:

@@ -20,6 +20,10 @@ from shared.view import body, load_owned
 
 PAGE_SIZE = 20
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+# What a cursor carries: PostgreSQL's text of a TIMESTAMP, and a task id (printable ASCII), so a
+# forged one cannot reach the driver with a NUL, a lone surrogate or a date PostgreSQL cannot read.
+CURSOR_CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+CURSOR_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
 # --- my looks --------------------------------------------------------------------------------------
@@ -54,9 +58,9 @@ def _cursor(created: str, task_id: str) -> str:
 def _read_cursor(cursor: str) -> tuple[str, str]:
     try:
         created, task_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        datetime.fromisoformat(created)
-        if not isinstance(task_id, str) or len(task_id) > 128:
+        if not (CURSOR_CREATED_RE.match(created) and CURSOR_ID_RE.match(task_id)):
             raise ValueError
+        datetime.fromisoformat(created)  # a real date and time
     except (ValueError, TypeError, binascii.Error):
         raise InvalidInput("cursor is not one this endpoint gave out: start again without it.",
                            code="invalid_cursor") from None

@@ -158,6 +158,11 @@ class Settings:
         origins = tuple(o.strip().rstrip("/") for o in self._env.get("ALLOWED_ORIGINS", "*").split(",") if o.strip())
         return origins or ("*",)
 
+    @_setting
+    def output_hosts(self) -> tuple[str, ...]:
+        # Hosts (https) a step's output may be fetched from besides Replicate's and the storage's.
+        return tuple(h.strip().lower() for h in self._env.get("OUTPUT_HOSTS", "").split(",") if h.strip())
+
     @property
     def max_body_bytes(self) -> int:
         # Every image as base64 (4/3 of its bytes) plus room for the rest of the JSON.

@@ -149,7 +149,7 @@ class S3Storage(Store):
             raise ValueError(f"not a storage key: {key!r}")
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, ContentDisposition="inline",
                 CacheControl="public, max-age=31536000, immutable",
             )
         except (BotoCoreError, ClientError) as error:

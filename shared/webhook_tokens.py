@@ -41,6 +41,8 @@ def webhook_url(settings: Settings, task_id: str, step: int, attempt: int) -> st
 def verified_claim(settings: Settings, query: Mapping[str, str]) -> tuple[str, int, int] | None:
     """(task id, step, attempt) when the query carries a valid token for them, else None."""
     task_id, given = query.get("task", ""), query.get("token", "")
+    if not (task_id.isascii() and given.isascii()):  # ours are; a lone surrogate would break encode()
+        return None
     try:
         step, attempt = int(query.get("step", "")), int(query.get("attempt", ""))
     except ValueError:

@@ -17,8 +17,10 @@ def user(name="curl-user"):
 def test_it_serves_the_web_page_and_its_assets(devserver):
     page = requests.get(devserver.url + "/", timeout=10)
     assert page.status_code == 200 and 'data-testid="start"' in page.text
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
     for asset in ("app.js", "config.js", "style.css"):
-        assert requests.get(f"{devserver.url}/{asset}", timeout=10).status_code == 200
+        served = requests.get(f"{devserver.url}/{asset}", timeout=10)
+        assert served.status_code == 200 and served.headers["X-Content-Type-Options"] == "nosniff"
     assert requests.get(devserver.url + "/../README.md", timeout=10).status_code == 404
     assert requests.get(devserver.url + "/files/../../etc/passwd", timeout=10).status_code == 404
     for folder in ("/files/", "/files/tasks/", "/files/looks/"):  # stored images are never listed
@@ -39,6 +41,8 @@ def test_the_seed_procedure_runs_over_http_with_the_built_in_cron(devserver):
                           timeout=30)
         image = requests.get(view["intermediate_result"], timeout=10)
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+        # A stored file is taken for the type it is sent as (image/png), never sniffed as HTML.
+        assert image.headers["Content-Type"] == "image/png" and image.headers["X-Content-Type-Options"] == "nosniff"
         assert requests.post(devserver.url + "/continue", headers=user(), json={"task_id": task_id}, timeout=10).status_code == 200
     final = wait_until(lambda: (v := status())["status"] == "completed" and v, timeout=30)
     assert final["result_url"].startswith(devserver.url + "/files/looks/")

@@ -121,13 +121,15 @@ class _DripHandler(http.server.BaseHTTPRequestHandler):
 
 def test_a_download_dripping_one_byte_at_a_time_is_cut_off_at_its_deadline():
     from shared.images import DownloadError, download
+    from shared.output_hosts import OutputHosts
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DripHandler)
     server.hung_up = threading.Event()  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
         with pytest.raises(DownloadError) as caught:
-            download(f"http://127.0.0.1:{server.server_address[1]}/x.png", max_bytes=1 << 20, timeout=1.0)
+            download(base + "/x.png", max_bytes=1 << 20, hosts=OutputHosts.of(base, None, ()), timeout=1.0)
         assert caught.value.transient and "did not finish" in str(caught.value)
         wait_until(server.hung_up.is_set, timeout=10)  # the connection was really closed
     finally:

@@ -6,16 +6,16 @@ import itertools
 import os
 import subprocess
 import sys
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from monitor.__main__ import span_seconds, spend
+from monitor.__main__ import dollars, span_seconds, spend
 from shared import costs
 from shared.db import Database
-from tests.conftest import run_sql
+from tests.conftest import look, run_sql, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 _ids = itertools.count(1)
@@ -97,3 +97,40 @@ def test_the_command_line(database_url, seeded):
     wrong = subprocess.run([sys.executable, "-m", "monitor", "spend", "--since", "yesterday"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "not a span such as 90m, 24h or 7d" in wrong.stderr
+
+
+# --- a user's cancel is spend too (the simulator answers the cancel with metrics.predict_time) -------
+
+def _running_step(fn, sim) -> tuple[str, str]:
+    sim.set_faults(duration_s=30)
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    prediction_id = fn.status(task_id).body["steps"][0]["prediction_id"]
+    wait_until(lambda: sim.predictions[prediction_id].status == "processing")
+    return task_id, prediction_id
+
+
+def _step_spend(database_url, task_id):
+    return run_sql(database_url, "SELECT status, model, predict_time_s, cost_usd FROM replicate_task_steps"
+                                 " WHERE task_id = %(id)s", {"id": task_id})
+
+
+def test_a_user_cancel_records_the_canceled_steps_cost_and_spend_counts_it(fn, sim, database_url):
+    task_id, prediction_id = _running_step(fn, sim)
+    assert fn.act(task_id, "cancel").status == 200
+    answered = sim.snapshot_one(prediction_id)["metrics"]["predict_time"]
+    [(status, model, predict_time_s, cost_usd)] = _step_spend(database_url, task_id)
+    assert (status, model, predict_time_s) == ("canceled", "cuuupid/idm-vton", answered)
+    assert cost_usd == (Decimal("0.000725") * Decimal(str(answered))).quantize(Decimal("0.000001"), ROUND_HALF_UP)
+    out = report(database_url)
+    assert ["canceled", "1", dollars(cost_usd)] in section(out, "Per outcome")
+    assert "without a recorded cost" not in out
+
+
+def test_a_cancel_that_replicate_did_not_answer_leaves_the_cost_unknown(fn, sim, database_url):
+    task_id, _ = _running_step(fn, sim)
+    sim.set_faults(cancel_failures=[{"status": 500}])
+    assert fn.act(task_id, "cancel").status == 200
+    assert _step_spend(database_url, task_id) == [("canceled", None, None, None)]
+    assert "(1 step(s) without a recorded cost)" in report(database_url)
+

@@ -14,6 +14,7 @@ import requests
 
 from shared import launching
 from shared.images import DownloadError, download
+from shared.output_hosts import OutputHosts
 from shared.settings import load
 from shared.storage import LocalStorage
 from shared.task import Task
@@ -105,6 +106,8 @@ def files():
         "/huge.png": (200, {"Content-Length": str(50_000_000)}, png, 0),
         "/endless.png": (200, {}, png + b"\0" * 200_000, 0),
         "/page.html": (200, {}, b"<html>not an image</html>", 0),
+        "/png-then-html.png": (200, {}, b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>", 0),
+        "/jpeg-then-html.jpg": (200, {}, b"\xff\xd8\xff\xe0<html><script>alert(1)</script></html>", 0),
         "/gone.png": (404, {}, b"", 0),
         "/broken.png": (502, {}, b"", 0),
         "/slow.png": (200, {}, png, 3),
@@ -116,20 +119,22 @@ def files():
 @pytest.mark.parametrize("path,transient,message", [
     ("/huge.png", False, "larger than"),
     ("/endless.png", False, "larger than"),
-    ("/page.html", False, "not a PNG, JPEG or WebP"),
+    ("/page.html", False, "not a readable PNG, JPEG or WebP"),
+    ("/png-then-html.png", False, "not a readable PNG, JPEG or WebP"),
+    ("/jpeg-then-html.jpg", False, "not a readable PNG, JPEG or WebP"),
     ("/gone.png", False, "no longer available"),
     ("/broken.png", True, "answered 502"),
     ("/slow.png", True, "did not finish sending it within 1 s"),
 ])
 def test_an_output_download_is_capped_checked_and_timed_out(files, path, transient, message):
     with pytest.raises(DownloadError) as error:
-        download(files + path, max_bytes=100_000, timeout=1.0)
+        download(files + path, max_bytes=100_000, hosts=OutputHosts.of(files, None, ()), timeout=1.0)
     assert error.value.transient is transient
     assert message in str(error.value)
 
 
 def test_an_output_download_returns_the_bytes_and_their_real_type(files):
-    data, content_type = download(files + "/ok.png", max_bytes=100_000)
+    data, content_type = download(files + "/ok.png", max_bytes=100_000, hosts=OutputHosts.of(files, None, ()))
     assert data.startswith(b"\x89PNG") and content_type == "image/png"
 
 
@@ -170,7 +175,7 @@ def test_with_s3_inputs_and_every_step_image_are_objects_with_their_content_type
                     ("garment-1.png", "garment-2.png", "person.png", "step-1-1.png", "step-2-1.png")]
     assert view["result_url"] == f"{endpoint}/tryon-test/{folder}/step-2-1.png"
     head = client.head_object(Bucket="tryon-test", Key=f"{folder}/step-2-1.png")
-    assert head["ContentType"] == "image/png"
+    assert head["ContentType"] == "image/png" and head["ContentDisposition"] == "inline"
     assert client.get_object(Bucket="tryon-test", Key=f"{folder}/person.png")["Body"].read() == \
         __import__("base64").b64decode(PERSON.split(",", 1)[1])
     assert sim.created_inputs()[1]["human_img"] == view["steps"][0]["image_url"]
