@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 import uuid
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -144,6 +145,14 @@ def make_server(host: str, port: int) -> DevHTTPServer:
             self.close_connection = True
             body = json.dumps({"error": error, "code": code}).encode()
             self._reply(status, {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}, body)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """What the standard library answers itself (an unknown method such as TRACE, a bad
+            request line, a URI or header too long) is JSON like every other answer."""
+            self.request_version = self.protocol_version  # a bad request line leaves "HTTP/0.9": no status line
+            status = HTTPStatus(code)
+            code_name = status.phrase.lower().replace(" ", "_").replace("-", "_")
+            self._refuse(code, f"{status.phrase}: {message or status.description}.".replace("..", "."), code_name)
 
         def _function(self, name: str, parts) -> None:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

@@ -70,6 +70,17 @@ def test_a_chunked_body_is_refused_with_411_instead_of_being_read_as_the_next_re
     assert status == 411 and json.loads(body)["code"] == "length_required"
 
 
+@pytest.mark.parametrize(("request_line", "status", "code"), [
+    ("TRACE /status HTTP/1.1", 501, "not_implemented"),  # a method the server has no handler for
+    ("GET /status HTTP/9.9", 505, "http_version_not_supported"),
+    ("GARBAGE", 400, "bad_request"),
+])
+def test_what_the_http_library_refuses_itself_is_json_too(devserver, request_line, status, code):
+    answer, headers, body = exchange(devserver.url, f"{request_line}\r\nHost: x\r\n\r\n".encode())
+    assert answer == status and headers["Content-Type"] == "application/json"
+    assert json.loads(body)["code"] == code and json.loads(body)["error"]
+
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
