@@ -256,7 +256,8 @@ def download(url: str, *, max_bytes: int, hosts: OutputHosts, timeout: float = 1
             else:
                 raise DownloadError(f"the image host redirected more than {MAX_REDIRECTS} times", transient=False)
     except (requests.RequestException, OSError) as error:
-        if dog.fired:
+        # A read that waited the whole `timeout` may time out just before the watchdog fires.
+        if dog.fired or isinstance(error, requests.ReadTimeout):
             raise DownloadError(f"the image host did not finish sending it within {timeout:g} s",
                                 transient=True) from None
         raise DownloadError(f"the image could not be fetched ({type(error).__name__})", transient=True) from None
