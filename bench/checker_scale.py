@@ -44,7 +44,8 @@ def fill_finished(cur, count: int) -> None:
         INSERT INTO replicate_tasks (id, user_id, status, person_image, garments, current_step, total_steps,
                                      result_url, intermediate_result, prediction_id, created_at, updated_at)
         SELECT gen_random_uuid()::text, 'old-' || (n %% 5000), CASE WHEN n %% 10 = 0 THEN 'failed' ELSE 'completed' END,
-               %s, %s, 2, 2, 'https://cdn.example.com/r.png', 'https://cdn.example.com/r.png', 'old' || n,
+               %s, %s, 2, 2, CASE WHEN n %% 10 = 0 THEN NULL ELSE 'https://cdn.example.com/r.png' END,
+               'https://cdn.example.com/r.png', 'old' || n,
                NOW() - make_interval(days => n %% 90), NOW() - make_interval(days => n %% 90)
         FROM generate_series(1, %s) AS n""", (PNG, GARMENTS, count))
     cur.execute("ANALYZE replicate_tasks")
