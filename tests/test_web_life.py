@@ -146,6 +146,8 @@ def test_share_gives_a_link_that_opens_the_look_read_only_and_unshare_ends_it(pa
     viewer = open_page(browser)  # someone else's browser
     viewer.goto(link)
     viewer.wait_for_function("document.querySelector('[data-testid=progress]').dataset.status === 'completed'")
+    # The viewer is told what the look holds, not the owner's next step.
+    assert viewer.get_by_test_id("progress").inner_text() == "С вами поделились образом · примерено вещей: 1 из 1"
     image = viewer.get_by_test_id("step-image").get_attribute("src")
     assert requests.get(image, timeout=10).content[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("continue", "finish", "retry", "cancel", "share", "new-look", "looks"):

@@ -42,7 +42,7 @@
       modelSaid: "Что ответила модель", share: "Поделиться", unshare: "Закрыть доступ",
       shareCopied: "Ссылка скопирована — отправьте её кому хотите:", shareCopy: "Скопируйте ссылку:",
       unshared: "Доступ по ссылке закрыт.", shareUnsupported: "Поделиться этим образом пока нельзя.",
-      sharedTitle: "С вами поделились образом", shareGone: "Эта ссылка больше не действует.",
+      sharedTitle: "С вами поделились образом", sharedSteps: "примерено вещей: {k} из {n}", shareGone: "Эта ссылка больше не действует.",
       estimate: "Весь образ займёт около {time}.", left: "Осталось около {time}", almost: "Почти готово…",
       seconds: "{n} с", minutes: "{n} мин",
       lockedNote: "Этот образ уже создан. Чтобы собрать другой, нажмите «Новый образ».",
@@ -79,7 +79,7 @@
       modelSaid: "What the model said", share: "Share", unshare: "Stop sharing",
       shareCopied: "Link copied: send it to anyone you like:", shareCopy: "Copy the link:",
       unshared: "The link no longer works.", shareUnsupported: "This look cannot be shared yet.",
-      sharedTitle: "A look shared with you", shareGone: "This link no longer works.",
+      sharedTitle: "A look shared with you", sharedSteps: "{k} of {n} garments tried on", shareGone: "This link no longer works.",
       estimate: "The whole look takes about {time}.", left: "About {time} left", almost: "Almost there…",
       seconds: "{n} s", minutes: "{n} min",
       lockedNote: "This look is created. To make another one, press “New look”.",
@@ -605,7 +605,9 @@
     lockForm(local);
 
     const text = t(state.text, { k: state.failure ? Math.max(k, 1) : k, n });
-    setText(ui.progress, shareToken !== null ? `${t("sharedTitle")}: ${text}` : text);
+    // A viewer of a shared look is told what it holds, not the owner's next step.
+    const tried = state.result || view.status === "waiting_continue" ? k : Math.max(k - 1, 0);
+    setText(ui.progress, shareToken !== null ? `${t("sharedTitle")} · ${t("sharedSteps", { k: tried, n })}` : text);
     ui.progress.dataset.status = view.status;
     announce(`${view.status}:${k}`, text);
 
