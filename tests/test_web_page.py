@@ -61,6 +61,7 @@ def test_finish_here_after_step_one_makes_it_the_result(page, devserver, images)
     assert page.get_by_test_id("progress").inner_text() == "Готово! Образ собран (1 из 2)"
     assert page.get_by_test_id("step-image").get_attribute("src") == step_one
     assert page.get_by_test_id("continue").is_hidden()
+    assert page.locator("#steps li").count() == 1  # step 2 never ran: no empty box for it
     assert page.console_errors == []
 
 

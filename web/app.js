@@ -736,7 +736,9 @@
   }
 
   function renderSteps(view) {
-    const steps = view.steps || [];
+    // A look finished early never runs its later steps: show only the steps it has.
+    const ended = stateOf(view.status).result;
+    const steps = (view.steps || []).filter((step) => !ended || step.image_url || step.prediction_id);
     ui.stepsTitle.hidden = steps.length === 0;
     ui.steps.replaceChildren(...steps.map((step) => {
       const li = document.createElement("li");
