@@ -70,6 +70,13 @@ def fill_look(page, images, garments=("shirt", "skirt")):
     page.wait_for_function("!document.querySelector('[data-testid=start]').disabled")
 
 
+def in_viewport(page, locator) -> bool:
+    """The element is wholly on screen, without scrolling."""
+    box = locator.bounding_box()
+    height = page.viewport_size["height"]
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
+
+
 def wait_status(page, status):
     page.wait_for_function(f"document.querySelector('[data-testid=progress]').dataset.status === '{status}'")
 

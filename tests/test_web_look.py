@@ -4,7 +4,7 @@ their picker, the phone's action bar, compare, full-size steps, and what a scree
 
 import re
 
-from tests.browser_support import PHONE, fill_look, needs_chromium, sim_faults, wait_status
+from tests.browser_support import PHONE, fill_look, in_viewport, needs_chromium, sim_faults, wait_status
 
 # The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
 pytest_plugins = ["tests.browser_fixtures"]
@@ -16,12 +16,6 @@ def starts_of(page):
     sent = []
     page.on("request", lambda r: r.method == "POST" and r.url.endswith("/start") and sent.append(r))
     return sent
-
-
-def in_viewport(page, locator) -> bool:
-    box = locator.bounding_box()
-    height = page.viewport_size["height"]
-    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
 
 
 def test_a_double_click_on_create_starts_one_look_and_create_stays_off_after_finish(page, devserver, images):

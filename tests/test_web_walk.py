@@ -1,18 +1,12 @@
 """What a shopper stumbled on in a walk through the page (desktop and phone, Russian and English),
 each fixed in web/ and kept fixed here, end to end against the devserver in Chromium."""
 
-from tests.browser_support import fill_look, needs_chromium, wait_status
+from tests.browser_support import fill_look, in_viewport, needs_chromium, wait_status
 
 # The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
 pytest_plugins = ["tests.browser_fixtures"]
 
 pytestmark = needs_chromium
-
-
-def in_viewport(page, locator) -> bool:
-    box = locator.bounding_box()
-    height = page.viewport_size["height"]
-    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
 
 
 def test_on_a_phone_create_brings_the_look_on_screen_without_scrolling_back_up(phone, devserver, images):
