@@ -77,6 +77,14 @@ def in_viewport(page, locator) -> bool:
     return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
 
 
+def open_ready_look(page, devserver, images):
+    """A new 2-garment look made in the page, its step 1 ready (Continue on show)."""
+    page.goto(devserver.url + "/")
+    fill_look(page, images)
+    page.get_by_test_id("start").click()
+    page.get_by_test_id("continue").wait_for(state="visible")
+
+
 def wait_status(page, status):
     page.wait_for_function(f"document.querySelector('[data-testid=progress]').dataset.status === '{status}'")
 

@@ -4,7 +4,15 @@ their picker, the phone's action bar, compare, full-size steps, and what a scree
 
 import re
 
-from tests.browser_support import PHONE, fill_look, in_viewport, needs_chromium, sim_faults, wait_status
+from tests.browser_support import (
+    PHONE,
+    fill_look,
+    in_viewport,
+    needs_chromium,
+    open_ready_look,
+    sim_faults,
+    wait_status,
+)
 
 # The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
 pytest_plugins = ["tests.browser_fixtures"]
@@ -111,10 +119,7 @@ def test_three_new_looks_then_a_fourth_starts_and_all_four_stay_reachable_in_my_
 
 
 def test_staying_on_a_waiting_look_keeps_it(page, devserver, images):
-    page.goto(devserver.url + "/")
-    fill_look(page, images)
-    page.get_by_test_id("start").click()
-    page.get_by_test_id("continue").wait_for(state="visible")
+    open_ready_look(page, devserver, images)
     task = page.url
     page.get_by_test_id("new-look").click()
     assert page.locator("#confirm-dialog").is_visible()
@@ -173,10 +178,7 @@ def test_on_a_phone_a_bad_garment_file_is_explained_on_screen_beside_it(phone, d
 
 
 def test_on_a_phone_continue_finish_and_download_are_on_screen_when_a_step_is_ready(phone, devserver, images):
-    phone.goto(devserver.url + "/")
-    fill_look(phone, images)
-    phone.get_by_test_id("start").click()
-    phone.get_by_test_id("continue").wait_for(state="visible")
+    open_ready_look(phone, devserver, images)
     phone.evaluate("window.scrollTo(0, 0)")
     for name in ("continue", "finish", "download"):
         assert in_viewport(phone, phone.get_by_test_id(name)), name
@@ -188,10 +190,7 @@ def test_on_a_phone_continue_finish_and_download_are_on_screen_when_a_step_is_re
 
 
 def test_compare_slides_between_the_person_photo_and_the_step(page, devserver, images):
-    page.goto(devserver.url + "/")
-    fill_look(page, images)
-    page.get_by_test_id("start").click()
-    page.get_by_test_id("continue").wait_for(state="visible")
+    open_ready_look(page, devserver, images)
     compare = page.get_by_test_id("compare")
     assert compare.is_visible()
     before = page.locator("#before-image")
@@ -209,10 +208,7 @@ def test_compare_slides_between_the_person_photo_and_the_step(page, devserver, i
 
 
 def test_a_step_thumbnail_opens_full_size_with_its_own_download(page, devserver, images):
-    page.goto(devserver.url + "/")
-    fill_look(page, images)
-    page.get_by_test_id("start").click()
-    page.get_by_test_id("continue").wait_for(state="visible")
+    open_ready_look(page, devserver, images)
     step_one = page.get_by_test_id("step-image").get_attribute("src")
     page.get_by_test_id("continue").click()
     wait_status(page, "completed")

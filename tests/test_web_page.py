@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-from tests.browser_support import fill_look, needs_chromium, sim_faults, wait_status
+from tests.browser_support import fill_look, needs_chromium, open_ready_look, sim_faults, wait_status
 
 # The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
 pytest_plugins = ["tests.browser_fixtures"]
@@ -101,10 +101,7 @@ def test_a_reload_keeps_following_the_same_task(page, devserver, images):
 
 
 def test_a_double_click_on_continue_sends_one_request(page, devserver, images):
-    page.goto(devserver.url + "/")
-    fill_look(page, images)
-    page.get_by_test_id("start").click()
-    page.get_by_test_id("continue").wait_for(state="visible")
+    open_ready_look(page, devserver, images)
     sent = []
     page.on("request", lambda r: r.url.endswith("/continue") and sent.append(r.post_data_json))
     page.get_by_test_id("continue").dblclick()
