@@ -13,9 +13,6 @@ expected instead (X-User-Id header; completed looks only): see docs/deploy.md.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -27,6 +24,7 @@ from shared.costs import look_cost_usd
 from shared.db import Database, Row
 from shared.services import Services
 from shared.settings import Settings
+from shared.signatures import sign
 from shared.task import parse_garments
 
 POST_DEADLINE_S = 10.0
@@ -38,13 +36,6 @@ BACKOFF_S = (5, 30, 120, 600, 1800, 3600, 7200)
 
 def backoff_s(attempts: int) -> int:
     return BACKOFF_S[min(max(attempts, 1), len(BACKOFF_S)) - 1]
-
-
-def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
-    """The webhook-signature header's value for `body`."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 def event_body(db: Database, event: Row) -> dict[str, Any]:

@@ -1,18 +1,19 @@
-"""Replicate through the `replicate` client (1.0.7), bounded and classified.
+"""Replicate's HTTP API (create, get, cancel, list), bounded and classified.
 
-What the client does not do for us, and this module does:
-- a wall-clock deadline on every call (its create sends `timeout=None`, and httpx times each
-  read, not the call): past it the socket is shut down (`shared.deadlines.Watchdog`);
-- no hidden retries: its transport retries GETs on 429/503/504 up to 10 times, sleeping up to
-  60 s each (a digit Retry-After unbounded), which would run a function past its timeout. Our
-  transport raises on those answers instead, and the next cron ping is the retry;
+The calls go over the standard library (`shared.plain_http`), not the `replicate` client, whose
+import (httpx, pydantic, asyncio) cost a worker, checker or continue cold start more than the
+rest of the function. What this module does that the client did not:
+- a wall-clock deadline on every call (the client's create sends `timeout=None`, and httpx times
+  each read, not the call);
+- no hidden retries: the client's transport retries GETs on 429/503/504 up to 10 times, sleeping
+  up to 60 s each, which would run a function past its timeout. Here those answers raise
+  `Transient` at once (with their Retry-After), and the next cron ping is the retry;
 - predictions are read as plain JSON, because the client's model rejects status `aborted`;
+- the token is sent only to REPLICATE_BASE_URL's origin, even when a list page names another;
 - every failure is one of two kinds: `Transient` (try again later; the task stays as it is) or
   `Rejected` (permanent: the step fails with a sentence a person understands).
-
-httpx and the client (pydantic) are imported on the first call (`shared.replicate_client`), not
-with this module: an idle cron ping, a status poll or a refused continue makes no Replicate call
-and should not pay 50-100 ms of a cold start for them.
+The requests are the client's (same paths, JSON bodies, Bearer token, Cancel-After header):
+tests/test_replicate_transport.py sends both to the simulator and compares.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shared import profiles
-from shared.deadlines import Watchdog
+from shared import plain_http, profiles
 from shared.images import first_url
 from shared.replicate_errors import OutOfTime as OutOfTime
 from shared.replicate_errors import PredictionGone as PredictionGone
@@ -33,9 +33,9 @@ from shared.replicate_errors import Transient as Transient
 from shared.replicate_errors import parse_retry_after as parse_retry_after
 from shared.settings import ConfigError, Settings
 
-if TYPE_CHECKING:
-    import replicate
-
+DEFAULT_BASE_URL = "https://api.replicate.com"
+USER_AGENT = "vton-functions/2 (python http.client)"
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a list page of 100 predictions with their logs is well under it
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
 
@@ -134,19 +134,14 @@ class ReplicateAPI:
         if not settings.replicate_api_token:
             raise ConfigError("REPLICATE_API_TOKEN is not set")
         self.settings = settings
-        self._client_key = (settings.replicate_api_token, settings.replicate_base_url, settings.replicate_timeout_s)
+        self.base_url = (settings.replicate_base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.headers = {"Authorization": f"Bearer {settings.replicate_api_token}", "User-Agent": USER_AGENT,
+                        "Accept": "application/json"}
         self.reads = limiter("read", settings.replicate_reads_per_second)
         self.creates = limiter("create", settings.replicate_creates_per_second)
         self.deadline = deadline  # time.monotonic() after which no new call starts
         self.end_by: float | None = None  # no call runs past this; default: deadline + END_GRACE_S
         self.calls = 0
-
-    @property
-    def client(self) -> replicate.Client:
-        """The shared client, made (and httpx and replicate imported) on the first call."""
-        from shared import replicate_client
-
-        return replicate_client.client(*self._client_key)
 
     @property
     def min_create_window(self) -> float:
@@ -223,41 +218,64 @@ class ReplicateAPI:
 
     def _send(self, method: str, path: str, limit: RateLimiter, call_end: float, kwargs: dict[str, Any]) -> Any:
         """One request that has ended, answered or not, by `call_end` (time.monotonic())."""
-        import httpx
+        import http.client
+        import json
 
-        from shared.replicate_client import ReplicateError, classify
-
+        url = self._url(path)
+        headers = {**self.headers, **kwargs.get("headers", {})}
+        body = None
+        if "json" in kwargs:
+            body = json.dumps(kwargs["json"]).encode()
+            headers["Content-Type"] = "application/json"
         self.calls += 1
-        client = self.client._client
-        left = max(call_end - time.monotonic(), 0.01)
-        request = client.build_request(method, path, timeout=httpx.Timeout(left), **kwargs)
         try:
-            with Watchdog(call_end) as dog:
-                response = client.send(request, stream=True)
-                try:
-                    stream = response.extensions.get("network_stream")
-                    dog.watch(stream.get_extra_info("socket") if stream is not None else None)
-                    response.read()
-                finally:
-                    response.close()
-            if dog.fired:
-                raise Transient("Replicate did not finish answering in time")
-            if 400 <= response.status_code < 600:
-                raise ReplicateError.from_response(response)
-        except Transient as error:
-            if error.status == 429:
-                limit.pause(error.retry_after or 5.0)
-            raise
-        except ReplicateError as error:
-            raise classify(error) from None
-        except httpx.TimeoutException:
-            raise Transient("Replicate did not answer in time") from None
-        except httpx.HTTPError as error:
-            if dog.fired:
-                raise Transient("Replicate did not finish answering in time") from None
+            reply = plain_http.request(method, url, deadline=call_end, headers=headers, body=body,
+                                       max_bytes=MAX_ANSWER_BYTES)
+        except plain_http.TimedOut:
+            raise Transient("Replicate did not finish answering in time") from None
+        except plain_http.TooLarge:
+            raise Transient("Replicate sent an answer larger than 16 MB") from None
+        except (OSError, http.client.HTTPException) as error:
             raise Transient(f"Replicate could not be reached ({type(error).__name__})") from None
         try:
-            return response.json()
+            data = json.loads(reply.body) if reply.body else None
         except ValueError:
-            raise Transient("Replicate sent an answer that is not JSON") from None
+            data = None
+        if reply.status >= 400:
+            refusal = classify(reply.status, data, reply.headers.get("retry-after"))
+            if isinstance(refusal, Transient) and refusal.status == 429:
+                limit.pause(refusal.retry_after or 5.0)
+            raise refusal
+        if data is None:
+            raise Transient("Replicate sent an answer that is not JSON")
+        return data
 
+    def _url(self, path: str) -> str:
+        """`path` under the base URL; an absolute URL (a list page's `next`) only on its origin,
+        so the token is never sent anywhere else."""
+        if not path.startswith(("http://", "https://")):
+            return self.base_url + path
+        if path.split("/", 3)[:3] != self.base_url.split("/", 3)[:3]:
+            raise Transient("Replicate named a next page on another host")
+        return path
+
+
+def classify(status: int, data: Any, retry_after: str | None = None) -> Transient | Rejected:
+    """An error answer (`data`: its JSON body, a problem document, or None) as one of our two kinds."""
+    if status == 429 or status >= 500:
+        return Transient(f"Replicate answered {status}", retry_after=parse_retry_after(retry_after), status=status)
+    detail = ""
+    if isinstance(data, dict):
+        found = data.get("detail") or data.get("title") or ""
+        detail = found.strip() if isinstance(found, str) else ""
+    if status == 404:
+        return PredictionGone("Replicate no longer has this prediction.", status=status)
+    if status in (401, 403):
+        return Rejected("The try-on service could not sign in to Replicate. "
+                        "The site's operator needs to check the API token.", status=status)
+    if status == 402:
+        return Rejected("The try-on service has run out of Replicate credit. Please try again later.", status=status)
+    if status == 422:
+        reason = detail[:200] or "input validation failed"
+        return Rejected(f"Replicate did not accept this step's images: {reason}.", status=status)
+    return Rejected(f"Replicate refused this step ({status}{': ' + detail[:200] if detail else ''}).", status=status)

@@ -48,19 +48,20 @@ def test_idle_worker_and_checker_pings_import_no_heavy_module(env):
     assert (checker["status"], checker["body"]["checked"], checker["loaded"]) == (200, 0, [])
 
 
-def test_only_a_path_that_calls_replicate_loads_its_client(env, task_factory, sim):
-    """The replicate client (with httpx) is loaded by a create or a read of a prediction, and
-    requests only by the output's download; a refused continue loads neither."""
+def test_replicate_calls_load_no_client_and_only_a_download_loads_requests(env, task_factory, sim):
+    """Replicate's API is called over http.client (shared.plain_http): a create or a read of a
+    prediction loads neither the replicate client nor httpx; requests is loaded by the output's
+    download only."""
     task_id = task_factory("pending")
     early = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
     assert (early["status"], early["body"]["code"], early["loaded"]) == (409, "wrong_state", [])
     worker = call_in_fresh_process(env, "worker")
-    assert (worker["status"], worker["body"]["started"], worker["loaded"]) == (200, 1, ["httpx", "replicate"])
+    assert (worker["status"], worker["body"]["started"], worker["loaded"]) == (200, 1, [])
     assert sim.wait_idle(30)
     checker = call_in_fresh_process(env, "checker")
-    assert (checker["body"]["ready"], checker["loaded"]) == (1, ["httpx", "replicate", "requests"])
+    assert (checker["body"]["ready"], checker["loaded"]) == (1, ["requests"])
     step_two = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
-    assert (step_two["status"], step_two["body"]["current_step"], step_two["loaded"]) == (200, 2, ["httpx", "replicate"])
+    assert (step_two["status"], step_two["body"]["current_step"], step_two["loaded"]) == (200, 2, [])
 
 
 def test_a_start_with_image_urls_imports_no_heavy_module(env):

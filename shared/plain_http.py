@@ -1,0 +1,166 @@
+"""One HTTP/1.1 call over the standard library's http.client, ended by a wall-clock deadline.
+
+Replicate's JSON API and the worker poke go through here. The `replicate` client would add
+httpx, pydantic and asyncio to a cold start (100-160 ms of CPU on the reference machine, more
+than three times a bare `import psycopg2; connect`), and the functions used none of what it adds:
+its models reject status `aborted`, its retry loop sleeps past a function's timeout, and its
+calls have no whole-call deadline. The package stays the reference: the test suite checks the
+simulator against it, and this module's requests and the webhook check against its own.
+
+The deadline is a `Watchdog` on the socket: a server that drips one byte at a time cannot hold
+a call past it. One keep-alive connection per thread and host is reused only while it has been
+idle under REUSE_IDLE_S (servers drop idle ones; a request written into a dropped connection
+fails at once, and only a GET is then sent again on a fresh one). Proxies from the environment
+are not used. The TLS context (certifi's CA bundle, as requests and httpx use) is made on the
+first https call.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.deadlines import Watchdog
+
+REUSE_IDLE_S = 4.0
+CONNECT_TIMEOUT_S = 5.0
+READ_CHUNK = 64 * 1024
+
+_local = threading.local()
+_tls: Any = None
+_tls_lock = threading.Lock()
+
+
+class TimedOut(OSError):
+    """The call did not end by its deadline (its socket was shut down, or a read timed out)."""
+
+
+class TooLarge(Exception):
+    """The body is longer than the caller's `max_bytes`."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+def _tls_context() -> Any:
+    global _tls
+    with _tls_lock:
+        if _tls is None:
+            import ssl
+
+            import certifi
+
+            _tls = ssl.create_default_context(cafile=certifi.where())
+        return _tls
+
+
+def _pool() -> dict[tuple[str, str], tuple[http.client.HTTPConnection, float]]:
+    pool: dict[tuple[str, str], tuple[http.client.HTTPConnection, float]] = _local.__dict__.setdefault("pool", {})
+    return pool
+
+
+def _reused(scheme: str, netloc: str) -> http.client.HTTPConnection | None:
+    found = _pool().pop((scheme, netloc), None)
+    if found is None:
+        return None
+    conn, last_used = found
+    if time.monotonic() - last_used < REUSE_IDLE_S and conn.sock is not None:
+        return conn
+    conn.close()
+    return None
+
+
+def _fresh(scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
+    if scheme == "https":
+        return http.client.HTTPSConnection(netloc, timeout=timeout, context=_tls_context())
+    return http.client.HTTPConnection(netloc, timeout=timeout)
+
+
+def request(method: str, url: str, *, deadline: float, headers: dict[str, str] | None = None,
+            body: bytes | None = None, max_bytes: int = 16 * 1024 * 1024,
+            on_connect: Callable[[socket.socket], None] | None = None) -> Reply:
+    """Sends one request and reads the whole answer by `deadline` (time.monotonic()).
+
+    Raises TimedOut past the deadline, TooLarge for a body over `max_bytes` (a declared
+    Content-Length over it is refused before reading), ValueError for a URL that is not
+    http(s), and OSError or http.client.HTTPException when the server cannot be reached or
+    breaks off. `on_connect(sock)` sees each new connection's socket before anything is sent
+    (and may raise to refuse it); a reused connection was seen when it was made."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {url[:100]!r}")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    key = (parts.scheme, parts.netloc)
+    conn = _reused(*key)
+    if conn is not None:
+        try:
+            return _exchange(conn, key, method, target, headers, body, max_bytes, deadline, None)
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            # The server had dropped the idle connection. Only a GET is safe to send again: a
+            # POST may have reached it before the drop.
+            if method != "GET":
+                raise
+    conn = _fresh(*key, timeout=max(min(CONNECT_TIMEOUT_S, deadline - time.monotonic()), 0.01))
+    return _exchange(conn, key, method, target, headers, body, max_bytes, deadline, on_connect or _no_check)
+
+
+def _no_check(sock: socket.socket) -> None:
+    return None
+
+
+def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: str, target: str,
+              headers: dict[str, str] | None, body: bytes | None, max_bytes: int, deadline: float,
+              on_connect: Callable[[socket.socket], None] | None) -> Reply:
+    """`on_connect` is None for a connection that is already open."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        conn.close()
+        raise TimedOut("no time left for the call")
+    try:
+        with Watchdog(deadline) as dog:
+            if on_connect is not None:
+                conn.connect()
+                assert conn.sock is not None  # connect() opened it
+                on_connect(conn.sock)
+            assert conn.sock is not None  # a reused connection is open
+            conn.sock.settimeout(left)
+            dog.watch(conn.sock)
+            conn.request(method, target, body=body, headers=headers or {})
+            response = conn.getresponse()
+            declared = response.getheader("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(f"the answer declares {declared} bytes")
+            chunks, size = [], 0
+            while chunk := response.read(READ_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"the answer is longer than {max_bytes} bytes")
+                chunks.append(chunk)
+        if dog.fired:  # a cut connection can look like a short, complete body
+            raise TimedOut("the call did not end by its deadline")
+    except TimeoutError:
+        conn.close()
+        raise TimedOut("the call did not end by its deadline") from None
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        if dog.fired:
+            raise TimedOut("the call did not end by its deadline") from None
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    if response.will_close:
+        conn.close()
+    else:
+        _pool()[key] = (conn, time.monotonic())
+    return Reply(response.status, {name.lower(): value for name, value in response.getheaders()}, b"".join(chunks))
