@@ -14,7 +14,8 @@ from typing import Any
 
 from shared import costs, log, profiles, queries, step_end
 from shared.db import Database
-from shared.images import DownloadError, download
+from shared.downloads import download
+from shared.images import DownloadError
 from shared.launching import cancel_quietly
 from shared.output_hosts import OutputHosts
 from shared.replicate_api import OutOfTime, Prediction, PredictionGone, Rejected, ReplicateAPI, Transient

@@ -1,20 +1,13 @@
-"""Image inputs and outputs: data URIs, URL rules, header parsing, bounded downloads (their hosts:
-shared/output_hosts.py)."""
+"""Image inputs and outputs: data URIs, URL rules, header parsing (downloads: shared/downloads.py,
+their hosts: shared/output_hosts.py)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
-
-if TYPE_CHECKING:
-    import requests
-
-    from shared.output_hosts import OutputHosts
+from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
 CONTENT_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -201,91 +194,3 @@ def first_url(output: object) -> str | None:
             if isinstance(item, str) and item:
                 return item
     return None
-
-
-_requests_session: requests.Session | None = None  # one per instance, made on the first download
-
-
-def _session() -> requests.Session:
-    global _requests_session
-    import requests  # only the paths that download pay for importing it
-
-    if _requests_session is None:
-        _requests_session = requests.Session()
-        # No proxy or .netrc from the environment: outputs are fetched directly, with no credentials.
-        _requests_session.trust_env = False
-    return _requests_session
-
-
-def _socket_of(raw: object) -> socket.socket | None:
-    """The socket under a urllib3 response: its connection's, or (the connection already handed
-    it to the response, as for a body that ends with the connection) its file's."""
-    sock = getattr(getattr(raw, "connection", None), "sock", None)
-    if sock is None:
-        sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
-
-
-MAX_REDIRECTS = 5
-
-
-def download(url: str, *, max_bytes: int, hosts: OutputHosts, timeout: float = 15.0) -> tuple[bytes, str]:
-    """Fetches an image (streamed, size-capped, its header parsed); returns (bytes, content type).
-    Redirects are followed here, at most MAX_REDIRECTS, each hop checked against `hosts`.
-    `timeout` bounds the whole download, not each read: a host dripping bytes is cut off."""
-    import time
-
-    import requests
-
-    from shared.deadlines import Watchdog
-
-    dog = Watchdog(time.monotonic() + timeout)
-    try:
-        with dog:
-            for _ in range(MAX_REDIRECTS + 1):
-                hosts.check(url, dog.seconds_left())
-                with _session().get(url, stream=True, timeout=(min(5.0, timeout), timeout),
-                                    allow_redirects=False) as response:
-                    dog.watch(_socket_of(response.raw))
-                    hosts.check_peer(url, _socket_of(response.raw))
-                    if response.is_redirect and response.headers.get("Location"):
-                        url = urljoin(url, response.headers["Location"])
-                        continue
-                    chunks = _body(response, max_bytes)
-                    break
-            else:
-                raise DownloadError(f"the image host redirected more than {MAX_REDIRECTS} times", transient=False)
-    except (requests.RequestException, OSError) as error:
-        # A read that waited the whole `timeout` may time out just before the watchdog fires.
-        if dog.fired or isinstance(error, requests.ReadTimeout):
-            raise DownloadError(f"the image host did not finish sending it within {timeout:g} s",
-                                transient=True) from None
-        raise DownloadError(f"the image could not be fetched ({type(error).__name__})", transient=True) from None
-    if dog.fired:  # the cut connection can also look like a short, complete body
-        raise DownloadError(f"the image host did not finish sending it within {timeout:g} s", transient=True)
-    data = b"".join(chunks)
-    content_type = sniff(data)
-    size = dimensions(data, content_type) if content_type else None
-    # The stored file's type is what its parsed header says: PNG magic followed by HTML is refused.
-    if content_type is None or size is None or min(size) < 1:
-        raise DownloadError("the file is not a readable PNG, JPEG or WebP image", transient=False)
-    return data, content_type
-
-
-def _body(response: requests.Response, max_bytes: int) -> list[bytes]:
-    if response.status_code in (404, 410):
-        raise DownloadError("the image is no longer available", transient=False)
-    if response.status_code == 429 or response.status_code >= 500:
-        raise DownloadError(f"the image host answered {response.status_code}", transient=True)
-    if response.status_code != 200:
-        raise DownloadError(f"the image host answered {response.status_code}", transient=False)
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise DownloadError(f"the image is larger than {megabytes(max_bytes)}", transient=False)
-    chunks, size = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        size += len(chunk)
-        if size > max_bytes:
-            raise DownloadError(f"the image is larger than {megabytes(max_bytes)}", transient=False)
-        chunks.append(chunk)
-    return chunks

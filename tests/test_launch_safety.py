@@ -120,7 +120,8 @@ class _DripHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_download_dripping_one_byte_at_a_time_is_cut_off_at_its_deadline():
-    from shared.images import DownloadError, download
+    from shared.downloads import download
+    from shared.images import DownloadError
     from shared.output_hosts import OutputHosts
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DripHandler)

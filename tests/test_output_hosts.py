@@ -9,7 +9,8 @@ import typing
 import pytest
 
 from shared import checking
-from shared.images import DownloadError, download
+from shared.downloads import download
+from shared.images import DownloadError
 from shared.output_hosts import OutputHosts
 from shared.replicate_api import Prediction
 from shared.settings import load

@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from shared import launching
-from shared.images import DownloadError, download
+from shared.downloads import download
+from shared.images import DownloadError
 from shared.output_hosts import OutputHosts
 from shared.settings import load
 from shared.storage import LocalStorage

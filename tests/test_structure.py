@@ -48,10 +48,9 @@ def test_idle_worker_and_checker_pings_import_no_heavy_module(env):
     assert (checker["status"], checker["body"]["checked"], checker["loaded"]) == (200, 0, [])
 
 
-def test_replicate_calls_load_no_client_and_only_a_download_loads_requests(env, task_factory, sim):
-    """Replicate's API is called over http.client (shared.plain_http): a create or a read of a
-    prediction loads neither the replicate client nor httpx; requests is loaded by the output's
-    download only."""
+def test_a_look_from_start_to_step_two_loads_no_heavy_module(env, task_factory, sim):
+    """Replicate's API and the output's download go over http.client (shared.plain_http): a
+    create, a read of a prediction and a download load none of replicate, httpx or requests."""
     task_id = task_factory("pending")
     early = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
     assert (early["status"], early["body"]["code"], early["loaded"]) == (409, "wrong_state", [])
@@ -59,7 +58,7 @@ def test_replicate_calls_load_no_client_and_only_a_download_loads_requests(env, 
     assert (worker["status"], worker["body"]["started"], worker["loaded"]) == (200, 1, [])
     assert sim.wait_idle(30)
     checker = call_in_fresh_process(env, "checker")
-    assert (checker["body"]["ready"], checker["loaded"]) == (1, ["requests"])
+    assert (checker["body"]["ready"], checker["loaded"]) == (1, [])
     step_two = call_in_fresh_process(env, "continue_", "POST", body={"task_id": task_id, "action": "continue"})
     assert (step_two["status"], step_two["body"]["current_step"], step_two["loaded"]) == (200, 2, [])
 
