@@ -4,7 +4,6 @@ a race with the checker finds nothing left to move and answers 409."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from shared import log, look_queries, queries
@@ -32,7 +31,7 @@ def perform(services: Services, task_id: str, user: str | None, action: Action) 
     if move.starts_step:
         # Each step is a paid prediction: it counts against the user's hourly step budget.
         check_step_budget(db, services.settings, task.user_id)
-        claimed = db.one(_CLAIMS[action], {"id": task_id, "token": secrets.token_hex(16)})
+        claimed = db.one(_CLAIMS[action], {"id": task_id, "token": queries.new_claim_token()})
         if claimed is None:
             raise wrong_state(load_owned(db, task_id, user).task, action)
         step = Task.from_row(claimed)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -255,7 +254,7 @@ def run_checker(services: Services, remaining: Callable[[], float]) -> dict[str,
                     checked.append((task, future.result()))
                 except Exception as error:  # a bug in one task must not stop the others
                     log.event("check_error", task_id=task.id, error=type(error).__name__,
-                              trace=traceback.format_exc(limit=6)[-2000:])
+                              trace=log.trace())
                     run.add(Outcome.ERROR)
             for outcome in step_end.apply_isolated(db, checked):
                 run.add(outcome)

@@ -16,9 +16,7 @@ time and records it before the next; and a launch whose claim was taken over can
 from __future__ import annotations
 
 import json
-import secrets
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta, timezone
@@ -109,7 +107,7 @@ def create_prediction(settings: Settings, api: ReplicateAPI, storage: Store | No
         return error
     except Exception as error:  # a bug of ours must not kill the run: counted towards quarantine
         log.event("launch_broke", task_id=task.id, step=task.current_step, attempt=task.attempt,
-                  error=type(error).__name__, trace=traceback.format_exc(limit=6)[-2000:])
+                  error=type(error).__name__, trace=log.trace())
         return LaunchBroke(type(error).__name__)
 
 
@@ -244,7 +242,7 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
     api.deadline = api.end_by - api.min_create_window
     while not (throttled or out_of_time) and remaining() > api.min_create_window:
         found = db.one(queries.CLAIM_TO_LAUNCH, {"stale_s": settings.claim_stale_s, "limit": 1,
-                                                 "token": secrets.token_hex(16)})
+                                                 "token": queries.new_claim_token()})
         claimed = time.monotonic()
         if found is None:
             break

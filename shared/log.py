@@ -63,3 +63,11 @@ def invocation(status: int, duration_ms: float) -> None:
         f'"request_id": {json.dumps(bound.get("request_id"))}, "status": {status}, '
         f'"duration_ms": {duration_ms:.1f}}}\n')
     sys.stdout.flush()
+
+
+def trace() -> str:
+    """The exception being handled, as its last frames (for a log line; traceback is imported
+    only when something broke)."""
+    import traceback
+
+    return traceback.format_exc(limit=6)[-2000:]

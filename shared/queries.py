@@ -7,8 +7,17 @@ or failed. While `processing`, `prediction_id IS NULL` means the step's predicti
 yet: `claim_token` names the one caller allowed to create it.
 """
 
+import os
+
 from shared.look_queries import RECORD_END
 from shared.start_queries import SITE_RECENT_STEPS
+
+
+def new_claim_token() -> str:
+    """The `%(token)s` of a claim: 128 random bits (secrets.token_hex(16), without importing
+    secrets and random on the claiming paths)."""
+    return os.urandom(16).hex()
+
 
 # --- reading -----------------------------------------------------------------------------------
 

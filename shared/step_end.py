@@ -5,7 +5,6 @@ running, however many predictions a batch holds."""
 from __future__ import annotations
 
 import json
-import traceback
 from typing import TYPE_CHECKING, Any
 
 from shared import log
@@ -132,7 +131,7 @@ def apply_isolated(db: Database, checked: list[tuple[Task, Observation]]) -> lis
             outcomes.extend(apply_all(db, [(task, seen)]))
         except Exception as error:
             log.event("check_error", task_id=task.id, error=type(error).__name__,
-                      trace=traceback.format_exc(limit=6)[-2000:])
+                      trace=log.trace())
             outcomes.append(Outcome.ERROR)
     return outcomes
 
