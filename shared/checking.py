@@ -4,7 +4,6 @@ half (`observe`) runs in threads; the database half (`apply`) returns a typed `O
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,6 +225,26 @@ class CheckerRun:
             self.counts[outcome.value] += 1
 
 
+def observe_all(settings: Settings, api: ReplicateAPI, storage: Store | None, tasks: list[Task],
+                listed: dict[str, Prediction], workers: int) -> list[tuple[Task, Observation | Exception]]:
+    """Each task with its observation, or the exception observing it raised (a bug in one task
+    must not stop the others). Several tasks are observed in up to `workers` threads; a lone one
+    (a cron ping with one step running) in this thread, without loading concurrent.futures."""
+
+    def guarded(task: Task) -> Observation | Exception:
+        try:
+            return observe(settings, api, storage, task, listed.get(task.prediction_id or ""))
+        except Exception as error:
+            return error
+
+    if len(tasks) == 1:
+        return [(tasks[0], guarded(tasks[0]))]
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        return list(zip(tasks, pool.map(guarded, tasks)))
+
+
 def run_checker(services: Services, remaining: Callable[[], float]) -> dict[str, Any]:
     """Reconciles in-flight predictions, least recently checked first, concurrently, until all
     were seen or the budget runs out. Many due: from Replicate's list endpoint, single reads only
@@ -238,26 +257,21 @@ def run_checker(services: Services, remaining: Callable[[], float]) -> dict[str,
     workers = settings.checker_concurrency
     # Listed predictions need no read of their own: claim them in big batches (few statements).
     batch = LISTED_BATCH if listed else workers
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        while remaining() > 1.0:
-            found = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": batch,
-                                                    "run_started": since})
-            if not found:
-                break
-            tasks = [Task.from_row(row) for row in found]
-            futures = {pool.submit(observe, settings, api, storage, task, listed.get(task.prediction_id or "")): task
-                       for task in tasks}
-            checked = []
-            for future in concurrent.futures.as_completed(futures):
-                task = futures[future]
-                try:
-                    checked.append((task, future.result()))
-                except Exception as error:  # a bug in one task must not stop the others
-                    log.event("check_error", task_id=task.id, error=type(error).__name__,
-                              trace=log.trace())
-                    run.add(Outcome.ERROR)
-            for outcome in step_end.apply_isolated(db, checked):
-                run.add(outcome)
+    while remaining() > 1.0:
+        found = db.all(queries.CLAIM_TO_CHECK, {"recheck_s": settings.recheck_interval_s, "limit": batch,
+                                                "run_started": since})
+        if not found:
+            break
+        tasks = [Task.from_row(row) for row in found]
+        checked = []
+        for task, seen in observe_all(settings, api, storage, tasks, listed, workers):
+            if isinstance(seen, Exception):
+                log.event("check_error", task_id=task.id, error=type(seen).__name__, trace=log.trace(seen))
+                run.add(Outcome.ERROR)
+            else:
+                checked.append((task, seen))
+        for outcome in step_end.apply_isolated(db, checked):
+            run.add(outcome)
     remaining_count = db.scalar(queries.IN_FLIGHT_NOT_CHECKED_SINCE, {"since": since}) + run.skipped
     return {"message": f"Checked {run.counts['checked']} predictions", **run.counts, "remaining": remaining_count,
             "listed": len(listed), "api_calls": api.calls}

@@ -65,9 +65,11 @@ def invocation(status: int, duration_ms: float) -> None:
     sys.stdout.flush()
 
 
-def trace() -> str:
-    """The exception being handled, as its last frames (for a log line; traceback is imported
-    only when something broke)."""
+def trace(error: BaseException | None = None) -> str:
+    """`error` (default: the exception being handled) as its last frames, for a log line;
+    traceback is imported only when something broke."""
     import traceback
 
-    return traceback.format_exc(limit=6)[-2000:]
+    if error is None:
+        return traceback.format_exc(limit=6)[-2000:]
+    return "".join(traceback.format_exception(error, limit=6))[-2000:]

@@ -7,13 +7,16 @@ http URL (tests and `make run`)."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from shared.images import DownloadError
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 REPLICATE_DELIVERY = "replicate.delivery"  # and its subdomains (pbxt.replicate.delivery, ...)
 
@@ -95,11 +98,16 @@ class OutputHosts:
             raise DownloadError("the image host connected to a private address", transient=False)
 
 
-_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+_resolver: concurrent.futures.ThreadPoolExecutor | None = None  # made on the first name to resolve
 
 
 def _resolve(host: str, port: int, seconds: float) -> list[str]:
     """Every address of `host`, within `seconds` (a resolver can hang far longer than a download may)."""
+    global _resolver
+    import concurrent.futures
+
+    if _resolver is None:
+        _resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
     future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
         infos = future.result(timeout=max(seconds, 0.01))

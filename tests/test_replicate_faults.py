@@ -189,3 +189,30 @@ def test_an_unexpected_error_in_one_check_is_logged_with_its_trace_and_the_other
     assert [entry["size"] for entry in logged if entry["event"] == "check_batch_error"] == [3]
     [error] = [entry for entry in logged if entry["event"] == "check_error"]
     assert error["task_id"] == tasks[0] and "KeyError: 'a bug'" in error["trace"]
+
+
+@pytest.mark.parametrize("looks", [1, 3])
+def test_a_bug_while_observing_one_prediction_is_logged_and_the_others_go_on(fn, sim, monkeypatch, capsys, looks):
+    """Alone (observed in the checker's own thread) or among others (in the pool)."""
+    import json
+
+    from shared import checking
+
+    tasks = [fn.start(look(1), user=f"u{i}").body["task_id"] for i in range(looks)]
+    fn.worker()
+    wait_until(sim.wait_idle)
+    real_observe = checking.observe
+
+    def observe_with_a_bug(settings, api, storage, task, prediction=None):
+        if task.id == tasks[0]:
+            raise KeyError("a bug")
+        return real_observe(settings, api, storage, task, prediction)
+
+    monkeypatch.setattr(checking, "observe", observe_with_a_bug)
+    capsys.readouterr()
+    reply = fn.checker().body
+    assert (reply["errors"], reply["completed"]) == (1, looks - 1)
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [error] = [entry for entry in logged if entry["event"] == "check_error"]
+    assert (error["task_id"], error["function"]) == (tasks[0], "checker") and "KeyError: 'a bug'" in error["trace"]
+    assert fn.status(tasks[0], user="u0").body["status"] == "processing"  # left for the next ping
