@@ -7,8 +7,7 @@ import base64
 import binascii
 import re
 import socket
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 if TYPE_CHECKING:
@@ -107,8 +106,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-@dataclass(frozen=True)
-class ImageRef:
+class ImageRef(NamedTuple):
     """An image given to start: a URL, or decoded bytes from a data URI."""
 
     url: str | None = None

@@ -16,9 +16,9 @@ from shared.errors import LimitReached, WrongState
 from shared.images import ImageRef
 from shared.limits import cap_limits, check_caps
 from shared.services import Services
+from shared.start_request import StartRequest
 from shared.states import Status
 from shared.storage import StorageError, Store, key_for, new_file_prefix
-from shared.validation import StartRequest
 
 
 class _Refused(Exception):
