@@ -9,8 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("replicate", "httpx", "requests", "boto3")
-# dataclasses imports inspect (with ast, dis, tokenize): 8 ms of a cold start.
-NOT_FOR_A_START = ("dataclasses", "inspect")
+# dataclasses imports inspect (with ast, dis, tokenize): 8 ms of a cold start; uuid loads platform.
+NOT_FOR_A_START = ("dataclasses", "inspect", "uuid", "platform")
 # hashlib and hmac load OpenSSL's hashes; urllib.parse loads ipaddress; shared.images and
 # shared.start_request are the start's.
 NOT_FOR_A_POLL = (*NOT_FOR_A_START, "hashlib", "hmac", "secrets", "urllib.parse", "ipaddress",
@@ -32,7 +32,8 @@ def call_in_fresh_process(env: dict, function: str, method: str = "GET", *, quer
                           watch: tuple[str, ...] = HEAVY) -> dict:
     """The handler's answer, and which of the `watch` modules the process has loaded."""
     event = {"httpMethod": method, "headers": {"X-User-Id": "user-1"}, "queryStringParameters": query or {},
-             "body": json.dumps(body) if body is not None else None}
+             "body": json.dumps(body) if body is not None else None,
+             "requestContext": {"requestId": "structure-test"}}  # as platforms send it
     code = CALL.format(folder=str(ROOT / "functions" / function), root=str(ROOT), event=event, watch=watch)
     out = subprocess.run([sys.executable, "-c", code], env={**env, "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -57,7 +58,7 @@ def test_a_status_poll_imports_none_of_the_slow_modules_it_does_not_need(env, ta
     assert (result["status"], result["body"]["status"], result["loaded"]) == (200, "processing", [])
 
 
-def test_a_start_imports_no_dataclasses(env):
+def test_a_start_imports_no_dataclasses_or_uuid(env):
     look = {"person_image": "https://example.com/person.jpg", "garments": ["https://example.com/shirt.jpg"]}
     start = call_in_fresh_process(env, "start", "POST", body=look, watch=(*NOT_FOR_A_START, "hashlib"))
     # hashlib is watched to show the start ran its path (the request's fingerprint needs it).
