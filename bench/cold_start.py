@@ -4,8 +4,11 @@
     .venv/bin/python -m bench.cold_start [--rounds 5] [--database-url URL] [--venv PATH]
 
 The functions run the way a platform runs them: unpacked from `make package`'s zips into folders
-of their own, imported by a fresh interpreter of a fresh virtualenv that holds requirements.txt
-only (made in a temporary folder, or kept at --venv to reuse). The database is an embedded
+of their own, read-only as Lambda's /var/task (made a-w, and PYTHONDONTWRITEBYTECODE=1 for a
+root user whom permissions do not stop), so Python loads the zip's own bytecode or compiles
+from source every time, never a __pycache__ of an earlier round; imported by a fresh interpreter
+of a fresh virtualenv that holds requirements.txt only (made in a temporary folder, or kept at
+--venv to reuse). The database is an embedded
 PostgreSQL (or --database-url), Replicate the local simulator, storage a local folder over HTTP.
 
 One round is one look's life, each function on its usual path, every process timed from spawn
@@ -92,8 +95,16 @@ def unpack_functions(folder: Path) -> dict[str, Path]:
         target = folder / name
         with zipfile.ZipFile(package.build(name, folder / "dist")) as archive:
             archive.extractall(target)
+        for path in (target, *target.rglob("*")):
+            path.chmod(path.stat().st_mode & ~0o222)
         folders[name] = target
     return folders
+
+
+def make_writable(folder: Path) -> None:
+    """So the temporary folder can be deleted."""
+    for path in (folder, *folder.rglob("*")):
+        path.chmod(path.stat().st_mode | 0o200)
 
 
 class Child:
@@ -182,7 +193,7 @@ def measure(database_url: str, python: Path, scratch: Path, rounds: int) -> tupl
     for name in ("WORKER_URL", "CHECKER_URL", "CRON_SECRET", "S3_BUCKET", "REQUIRE_USER_ID", "PYTHONPATH"):
         os.environ.pop(name, None)
     os.environ.update(settings)
-    environment = dict(os.environ)
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         from devserver.functions import load_all
 
@@ -196,6 +207,8 @@ def measure(database_url: str, python: Path, scratch: Path, rounds: int) -> tupl
                                                   if not k.endswith(" cpu")), flush=True)
         return results, heavy_imports(python, environment, rounds)
     finally:
+        if (scratch / "functions").exists():
+            make_writable(scratch / "functions")
         file_server.shutdown()
         sim.stop()
 

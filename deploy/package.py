@@ -8,13 +8,21 @@ manylinux wheels for the Lambda runtime's Python. boto3 and botocore are left ou
 Python runtime ships them, and they are two thirds of the bytes); `--with-boto3`
 (`make package-lambda WITH_BOTO3=1`) vendors them too, to pin the exact version.
 
-Zips are reproducible: files in sorted order with a fixed timestamp, so an unchanged function
-builds to the same bytes (and a deploy tool can skip it).
+Each zip also carries bytecode (`__pycache__/*.pyc`) for index.py and shared/, compiled by the
+build's Python: Lambda's /var/task is read-only, so without it every cold start compiles them from
+source. The .pyc files are "unchecked hash" ones, which Python loads without comparing them with
+the source's time (an unzipped file carries the zip's fixed time); a runtime of another Python
+version ignores them and compiles as before, so Lambda zips carry them only when the build's
+Python is `--python-version`. The vendored dependencies get none: their bytecode would add 2.5 MB.
+
+Zips are reproducible: files in sorted order with a fixed timestamp, bytecode compiled with a
+fixed hash seed, so an unchanged function builds to the same bytes (and a deploy tool can skip it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -38,17 +46,32 @@ def _add(archive: zipfile.ZipFile, path: Path, name: str) -> None:
 
 def _files(folder: Path):
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+        if path.is_file():
             yield path
 
 
-def build(name: str, out_dir: Path, dependencies: Path | None = None) -> Path:
+def compile_bytecode(folder: Path) -> None:
+    """__pycache__/<module>.<this Python's tag>.pyc beside every .py under `folder`, unchecked
+    hash. A fresh interpreter with a fixed hash seed compiles them: a set constant's order in the
+    bytecode follows string hashes, which are random per process. no_debug_ranges leaves out the
+    column ranges a traceback underlines with ^^^ (a fifth of the bytes)."""
+    subprocess.run([sys.executable, "-X", "no_debug_ranges", "-m", "compileall", "-q", "-q",
+                    "--invalidation-mode", "unchecked-hash", "-s", str(folder), str(folder)],
+                   env={**os.environ, "PYTHONHASHSEED": "0"}, check=True)
+
+
+def build(name: str, out_dir: Path, dependencies: Path | None = None, bytecode: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.zip"
-    with zipfile.ZipFile(target, "w") as archive:
-        _add(archive, ROOT / "functions" / name / "index.py", "index.py")
-        for path in _files(ROOT / "shared"):
-            _add(archive, path, path.relative_to(ROOT).as_posix())
+    with tempfile.TemporaryDirectory() as scratch, zipfile.ZipFile(target, "w") as archive:
+        code = Path(scratch)
+        shutil.copy(ROOT / "functions" / name / "index.py", code / "index.py")
+        # The repository's own __pycache__ (timestamped, from tests and the devserver) stays out.
+        shutil.copytree(ROOT / "shared", code / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        if bytecode:
+            compile_bytecode(code)
+        for path in _files(code):
+            _add(archive, path, path.relative_to(code).as_posix())
         _add(archive, ROOT / "requirements.txt", "requirements.txt")
         if dependencies is not None:
             for path in _files(dependencies):
@@ -73,7 +96,7 @@ def _pip_install(folder: Path, python_version: str, platform: str, *args: str) -
     subprocess.run([
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--target", str(folder), "--platform", platform, "--implementation", "cp",
-        "--python-version", python_version, "--only-binary=:all:", *args,
+        "--python-version", python_version, "--only-binary=:all:", "--no-compile", *args,
     ], check=True)
 
 
@@ -103,18 +126,29 @@ def use_pure_python_wheels(folder: Path, python_version: str) -> None:
             helper.unlink()
 
 
+# Plugins only mypy loads (pydantic/mypy.py, pydantic/v1/mypy.py).
+TYPE_CHECKER_PLUGINS = ("mypy.py",)
+
+
 def slim(folder: Path) -> None:
-    """Drop what only pip and type checkers read: RECORD, stubs, and the long description in
+    """Drop what only pip and type checkers read: RECORD, stubs, mypy plugins, console scripts
+    (bin/, whose first line names the build machine's Python), and the long description in
     METADATA (importlib.metadata reads only its headers). Licenses stay."""
+    shutil.rmtree(folder / "bin", ignore_errors=True)
     for path in list(folder.rglob("*")):
         if not path.is_file():
             continue
         in_dist_info = path.parent.name.endswith(".dist-info")
-        if path.suffix == ".pyi" or path.name == "py.typed" or (in_dist_info and path.name == "RECORD"):
+        if (path.suffix == ".pyi" or path.name == "py.typed" or (in_dist_info and path.name == "RECORD")
+                or path.name in TYPE_CHECKER_PLUGINS):
             path.unlink()
         elif in_dist_info and path.name == "METADATA":
             headers = path.read_text(encoding="utf-8").split("\n\n", 1)[0]
             path.write_text(headers + "\n", encoding="utf-8")
+
+
+def _this_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def main(argv=None) -> int:
@@ -133,8 +167,13 @@ def main(argv=None) -> int:
         if args.with_dependencies:
             dependencies = Path(scratch)
             install_dependencies(dependencies, args.python_version, args.with_boto3)
+        # Lambda runs --python-version: bytecode of another Python would be bytes it ignores.
+        bytecode = not args.with_dependencies or args.python_version == _this_python()
+        if not bytecode:
+            print(f"note: no bytecode in the zips: this is Python {_this_python()}, the runtime "
+                  f"{args.python_version}; build with that Python to ship it", file=sys.stderr)
         for name in FUNCTIONS:
-            target = build(name, Path(args.out), dependencies)
+            target = build(name, Path(args.out), dependencies, bytecode)
             print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}  "
                   f"{target.stat().st_size / 1e6:.2f} MB ({target.stat().st_size} bytes)")
     return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 from shared.errors import Unauthorized
 from shared.http import Request
 
@@ -15,6 +13,8 @@ def require_cron(request: Request) -> None:
     secret = request.settings.cron_secret
     if not secret or request.direct_invocation:
         return
+    import hmac  # here, not at the top: it loads OpenSSL's hashes, which a status poll never needs
+
     given = request.header("X-Cron-Secret") or request.query.get("secret") or ""
     # surrogatepass: an event is JSON, which may carry a lone surrogate; it is a wrong secret, not a 500.
     if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), secret.encode()):

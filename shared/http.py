@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from shared import db, log
@@ -31,7 +30,6 @@ from shared.errors import (
     WrongState,
 )
 from shared.events import body_of, headers_of, object_of, query_of
-from shared.images import megabytes
 from shared.services import Services
 from shared.settings import ConfigError, Settings, load
 from shared.validation import check_text, valid_user_id
@@ -41,11 +39,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, check_circular=Fals
 ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
 
 
-@dataclass
 class Response:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+    def __init__(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None):
+        self.status = status
+        self.body = body
+        self.headers = {} if headers is None else headers
 
 
 class Request:
@@ -168,6 +166,8 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                 elif request.method not in allowed:
                     raise MethodNotAllowed(f"Use {' or '.join(allowed)} for this endpoint.", allowed=list(allowed))
                 elif request.raw_body and len(request.raw_body) > settings.max_body_bytes:
+                    from shared.images import megabytes  # only this answer needs shared.images
+
                     raise PayloadTooLarge(
                         f"The request is larger than {megabytes(settings.max_body_bytes)}. "
                         "Send smaller images or image URLs."

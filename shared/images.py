@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -100,8 +100,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-@dataclass(frozen=True)
-class ImageRef:
+class ImageRef(NamedTuple):
     """An image given to start: a URL, or decoded bytes from a data URI."""
 
     url: str | None = None

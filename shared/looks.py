@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
-import secrets
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +68,10 @@ def _read_cursor(cursor: str) -> tuple[str, str]:
 # --- share links -----------------------------------------------------------------------------------
 
 def _hash(token: str) -> str:
+    # Imported here, as secrets below: status imports this module, and a poll of one look needs
+    # neither (they load OpenSSL's hashes, 3 ms of a cold start).
+    import hashlib
+
     # Only the hash is stored, and lookups are by hash: the table never holds a working link.
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -81,6 +83,8 @@ def share(services: Services, task_id: str, owner: str, action: Action, origin: 
     if action is Action.UNSHARE:
         revoked = db.all(look_queries.SHARE_REVOKE_ALL, {"id": task_id})
         return {"task_id": task_id, "revoked": len(revoked)}
+    import secrets
+
     token = secrets.token_urlsafe(24)
     db.one(look_queries.SHARE_ADD, {"token_hash": _hash(token), "id": task_id})
     return {"share_url": _page_url(services, origin) + f"?share={token}"}

@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from shared.settings import ConfigError, Settings
 from shared.task import CATEGORY_WORDS
@@ -30,8 +29,7 @@ _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 PriceBasis = Literal["second", "image"]
 
 
-@dataclass(frozen=True)
-class StepImages:
+class StepImages(NamedTuple):
     """What one step dresses: the current image (the photo, or the previous step's result) and
     garment k with its words."""
 
@@ -42,8 +40,7 @@ class StepImages:
     prompt_hints: str | None
 
 
-@dataclass(frozen=True)
-class Profile:
+class Profile(NamedTuple):
     name: str
     model: str               # owner/name
     version: str             # empty: run through the models endpoint (official models)

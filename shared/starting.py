@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from typing import Any
 
 from shared import log, profiles, start_queries
@@ -16,9 +15,9 @@ from shared.errors import LimitReached, WrongState
 from shared.images import ImageRef
 from shared.limits import cap_limits, check_caps
 from shared.services import Services
+from shared.start_request import StartRequest
 from shared.states import Status
 from shared.storage import StorageError, Store, key_for, new_file_prefix
-from shared.validation import StartRequest
 
 
 class _Refused(Exception):
@@ -42,11 +41,11 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
     db, settings = services.db, services.settings
     profile = profiles.active(settings)  # a misconfigured model is a 503 before anything is stored
     fingerprint = request.fingerprint()
-    task_id, file_prefix = str(uuid.uuid4()), new_file_prefix()
+    file_prefix = new_file_prefix()
     storage = services.storage
     uploads: dict[str, ImageRef] = {}  # key -> image, written once the row is in
 
-    def url(name: str, ref: ImageRef) -> str:
+    def url(task_id: str, name: str, ref: ImageRef) -> str:
         if ref.url:
             return ref.url
         if storage is None:  # no store configured: the data URI stays in the row (the original)
@@ -55,9 +54,6 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
         uploads[key] = ref
         return f"{storage.public_url}/{key}"
 
-    person_image = url("person", request.person)
-    garments = [{"image": url(f"garment-{i + 1}", g.image), "description": g.description, "category": g.category}
-                for i, g in enumerate(request.garments)]
     written: list[str] = []
     try:
         with db.transaction() as cur:
@@ -66,6 +62,10 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
             if checks["existing"] is not None:
                 return _replayed(checks["existing"], fingerprint)
             check_caps(checks, settings)
+            task_id = checks["new_task_id"]
+            person_image = url(task_id, "person", request.person)
+            garments = [{"image": url(task_id, f"garment-{i + 1}", g.image), "description": g.description,
+                         "category": g.category} for i, g in enumerate(request.garments)]
             cur.execute(start_queries.INSERT_TASK, {
                 "id": task_id, "user_id": request.user_id, "person_image": person_image,
                 "garments": json.dumps(garments), "prompt_hints": request.prompt_hints,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.states import Status
 
@@ -14,15 +13,13 @@ CATEGORIES = ("upper_body", "lower_body", "dresses")
 CATEGORY_WORDS = {"upper_body": "top", "lower_body": "bottoms", "dresses": "dress"}
 
 
-@dataclass(frozen=True)
-class Garment:
+class Garment(NamedTuple):
     image: str
     description: str | None
     category: str
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     """One task as the statements in `shared.queries` return it (`RETURNING *` and friends).
     Columns a statement did not select are None; `previous_status` is the worker claim's."""
 
@@ -62,7 +59,7 @@ class Task:
         return parse_garments(self.garments)
 
 
-_FIELDS = frozenset(f.name for f in fields(Task))
+_FIELDS = frozenset(Task._fields)
 
 
 def parse_garments(text: str | None) -> list[Garment]:

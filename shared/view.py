@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -16,10 +15,10 @@ from shared.states import WHEN_ALLOWED, Action, Status, allowed_actions
 from shared.task import Task, parse_garments
 
 
-@dataclass(frozen=True)
 class TaskView:
-    row: dict[str, Any]  # the task's columns (the first joined row)
-    steps: dict[int, dict[str, Any]]  # the latest attempt of each step that has one
+    def __init__(self, row: dict[str, Any], steps: dict[int, dict[str, Any]]):
+        self.row = row  # the task's columns (the first joined row)
+        self.steps = steps  # the latest attempt of each step that has one
 
     @cached_property
     def task(self) -> Task:

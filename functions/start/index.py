@@ -3,7 +3,8 @@
 from shared import starting
 from shared.http import Request, endpoint
 from shared.poke import poke
-from shared.validation import check_idempotency_key, parse_start
+from shared.start_request import parse_start
+from shared.validation import check_idempotency_key
 
 
 @endpoint("POST", name="start")
