@@ -81,15 +81,19 @@ def build(name: str, out_dir: Path, dependencies: Path | None = None, bytecode: 
 
 # Shipped by the AWS Lambda Python runtime; botocore, s3transfer and jmespath come only with boto3.
 RUNTIME_PROVIDED = ("boto3",)
+# In requirements.txt but imported by no function: Replicate's API goes over http.client
+# (shared/plain_http.py) and the client is the tests' reference for it. Left out of Lambda zips,
+# with its httpx and pydantic (about 3 MB); tests/test_structure.py checks that nothing imports it.
+NOT_IMPORTED = ("replicate",)
 
 
 def lambda_requirements(with_boto3: bool) -> list[str]:
-    """requirements.txt's pinned lines, without the packages the Lambda runtime provides."""
+    """requirements.txt's pinned lines that a function imports, without the packages the Lambda
+    runtime provides unless `with_boto3`."""
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
     pins = [line for line in lines if line and not line.startswith("#")]
-    if with_boto3:
-        return pins
-    return [pin for pin in pins if pin.split("==")[0].strip().lower() not in RUNTIME_PROVIDED]
+    left_out = NOT_IMPORTED if with_boto3 else (*NOT_IMPORTED, *RUNTIME_PROVIDED)
+    return [pin for pin in pins if pin.split("==")[0].strip().lower() not in left_out]
 
 
 def _pip_install(folder: Path, python_version: str, platform: str, *args: str) -> None:

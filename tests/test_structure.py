@@ -91,3 +91,20 @@ def test_a_start_with_image_urls_imports_no_heavy_module(env):
     look = {"person_image": "https://example.com/person.jpg", "garments": ["https://example.com/shirt.jpg"]}
     start = call_in_fresh_process(env, "start", "POST", body=look)
     assert (start["status"], start["body"]["status"], start["loaded"]) == (200, "pending", [])
+
+
+def test_no_function_imports_the_replicate_client():
+    """Lambda zips leave the `replicate` package out (deploy/package.py NOT_IMPORTED): nothing a
+    function runs may import it, or httpx and pydantic that come with it."""
+    import ast
+
+    from deploy import package
+
+    left_out = {*package.NOT_IMPORTED, "httpx", "pydantic"}
+    found = []
+    for path in [*(ROOT / "shared").glob("*.py"), *(ROOT / "functions").glob("*/index.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] in left_out]
+    assert found == []
