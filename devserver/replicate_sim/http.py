@@ -28,6 +28,9 @@ def _handler_for(sim):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "replicate-sim"
+        # Headers and body go out in two writes: with Nagle's algorithm the body of a second
+        # answer on a kept-alive connection waited ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):  # quiet: the devserver logs what matters
             pass
