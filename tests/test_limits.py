@@ -80,6 +80,30 @@ def test_steps_per_hour_on_the_whole_site_count_looks_not_yet_started(fn, sim, e
     assert fn.status(task_a, user="a").body["status"] == "waiting_continue"
 
 
+def step_minutes(env) -> dict:
+    return dict(run_sql(env["DATABASE_URL"], "SELECT minute, steps FROM replicate_step_minutes"))
+
+
+def test_the_site_s_steps_per_hour_are_kept_per_minute_by_the_step_rows_themselves(fn, sim, env, task_factory,
+                                                                                      monkeypatch):
+    """Migration 0010: each step row counts in its minute; old rows and old minutes count nothing."""
+    url = env["DATABASE_URL"]
+    assert step_minutes(env) == {}
+    run_sql(url, "INSERT INTO replicate_step_minutes VALUES (NOW() - INTERVAL '3 hours', 7)")  # long gone
+    task_id = task_factory("waiting_continue", current_step=1, intermediate_result="https://img/1.png")
+    insert_step = ("INSERT INTO replicate_task_steps (task_id, step, attempt, status, created_at) "
+                   "VALUES (%s, 1, %s, 'failed', NOW() - make_interval(mins => %s))")
+    run_sql(url, insert_step, (task_id, 1, 0))  # now: a new minute, which drops the 3-hour-old one
+    run_sql(url, insert_step, (task_id, 2, 61))  # over an hour ago: outside every window
+    assert list(step_minutes(env).values()) == [1]
+    monkeypatch.setenv("MAX_STEPS_PER_HOUR", "3")
+    assert fn.start(look(1), user="a").status == 200  # 1 step + 1 pending look
+    fn.worker()
+    assert sum(step_minutes(env).values()) == 2
+    assert fn.start(look(1), user="b").status == 200  # 2 steps + 1 pending = 3
+    assert_refused(fn.start(look(1), user="c"), 429, "service_busy", env, 3, sim, creates_before=1)
+
+
 def padded_png(total: int) -> str:
     data = png_bytes()
     return data_uri(data + b"\0" * (total - len(data)))
