@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,20 +26,25 @@ MAX_OUTPUT_BYTES = 25 * 1024 * 1024
 CANCEL_AFTER_SLACK_S = 3.0
 
 
-@dataclass
 class Observation:
-    """What the network half of a check found: the prediction, and the stored image if it succeeded."""
+    """What the network half of a check found: the prediction, and the stored image if it succeeded.
+    A plain class (filled in as the check goes), not a dataclass: dataclasses imports inspect,
+    ast, dis and tokenize, 8 ms of a checker's cold start."""
 
-    prediction: Prediction | None = None
-    image_url: str | None = None
-    failure: str | None = None          # a permanent end of the step, written for the user
-    failure_status: str = "failed"      # the step row's status: failed or canceled
-    error_code: ErrorCode | None = None  # with `failure`: why, for frontends to translate
-    error_detail: str | None = None     # with `failure`: the model's (or Replicate's) own words
-    transient: str | None = None        # try again on the next ping
-    retry_after: float | None = None
-    skipped: bool = False               # not looked at: this run ran out of time
-    spend: dict[str, Any] = field(default_factory=dict)  # the step row's model, predict_time_s, cost_usd
+    def __init__(self, *, prediction: Prediction | None = None, image_url: str | None = None,
+                 failure: str | None = None, failure_status: str = "failed", error_code: ErrorCode | None = None,
+                 error_detail: str | None = None, transient: str | None = None, retry_after: float | None = None,
+                 skipped: bool = False):
+        self.prediction = prediction
+        self.image_url = image_url
+        self.failure = failure                # a permanent end of the step, written for the user
+        self.failure_status = failure_status  # the step row's status: failed or canceled
+        self.error_code = error_code          # with `failure`: why, for frontends to translate
+        self.error_detail = error_detail      # with `failure`: the model's (or Replicate's) own words
+        self.transient = transient            # try again on the next ping
+        self.retry_after = retry_after
+        self.skipped = skipped                # not looked at: this run ran out of time
+        self.spend: dict[str, Any] = {}       # the step row's model, predict_time_s, cost_usd
 
 
 def _past_deadline(settings: Settings, task: Task, slack_s: float = 0.0) -> bool:
@@ -207,11 +211,10 @@ def recent_predictions(db: Database, settings: Settings, api: ReplicateAPI,
     return listed
 
 
-@dataclass
 class CheckerRun:
-    counts: dict[str, int] = field(default_factory=lambda: {
-        "checked": 0, "ready": 0, "completed": 0, "failed": 0, "running": 0, "errors": 0})
-    skipped: int = 0
+    def __init__(self) -> None:
+        self.counts = {"checked": 0, "ready": 0, "completed": 0, "failed": 0, "running": 0, "errors": 0}
+        self.skipped = 0
 
     def add(self, outcome: Outcome) -> None:
         if outcome is Outcome.SKIPPED:

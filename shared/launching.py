@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import log, profiles, queries, webhook_tokens
 from shared.db import UNAVAILABLE, Database
@@ -76,8 +75,7 @@ def _replicate_is_local(settings: Settings) -> bool:
     return base.startswith(("http://127.", "http://localhost"))
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(NamedTuple):
     outcome: LaunchOutcome
     prediction_id: str | None = None
     throttled: bool = False    # Replicate said 429: this run stops

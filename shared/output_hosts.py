@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.images import DownloadError
@@ -53,8 +52,7 @@ def _local_http_origin(base_url: str) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class OutputHosts:
+class OutputHosts(NamedTuple):
     names: frozenset[str]  # https hosts allowed besides Replicate's delivery domains
     local_origin: str | None = None  # the simulator's origin, allowed over http to local addresses
 

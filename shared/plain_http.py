@@ -22,8 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.deadlines import Watchdog
@@ -45,8 +44,7 @@ class TooLarge(Exception):
     """The body is longer than the caller's `max_bytes`."""
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     status: int
     headers: dict[str, str]  # names in lower case
     body: bytes

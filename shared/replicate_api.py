@@ -21,8 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import plain_http, profiles
 from shared.images import first_url
@@ -86,8 +85,7 @@ def limiter(kind: str, per_second: float) -> RateLimiter:
         return found
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     id: str
     status: str
     output: Any

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ _KEY = re.compile(r"^(looks/[A-Za-z0-9_-]{22}|tasks/[0-9a-f-]{36})/[a-z0-9-]{1,6
 
 def new_file_prefix() -> str:
     """22 random URL-safe characters (128 bits): a look's folder, unguessable and unrelated to its id."""
+    import secrets  # only a start makes a folder; a worker or checker reading files need not load it
+
     return secrets.token_urlsafe(16)
 
 
