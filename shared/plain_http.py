@@ -135,6 +135,8 @@ def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: st
             dog.watch(conn.sock)
             conn.request(method, target, body=body, headers=headers or {})
             response = conn.getresponse()
+            if response.status < 200:  # http.client returns a 103 as the answer; the real one would be left unread
+                raise http.client.HTTPException(f"an informational answer ({response.status}) instead of the answer")
             declared = response.getheader("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise TooLarge(f"the answer declares {declared} bytes")

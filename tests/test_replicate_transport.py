@@ -5,6 +5,7 @@ Also: error answers, the token kept to its origin, keep-alive reuse and a droppe
 connection."""
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -264,3 +265,69 @@ def test_a_server_dripping_its_headers_is_cut_off_at_the_call_s_deadline(monkeyp
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_informational_answer_is_never_read_as_a_later_call_s_answer(monkeypatch):
+    """A 103 Early Hints then (a moment later) the real answer: http.client returns the 103 as the
+    answer, and a kept connection would hand each later call the answer of the call before it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    served = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer_each, args=(conn,), daemon=True).start()
+
+    def answer_each(conn):
+        reader = conn.makefile("rb")
+        while request_line := reader.readline():
+            prediction_id = request_line.split()[1].rsplit(b"/", 1)[1].decode()
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            body = json.dumps({**PREDICTION, "id": prediction_id}).encode()
+            served.append(request_line)
+            if len(served) == 1:  # the first request gets a hint first, its answer after it
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+                time.sleep(0.3)  # a separate segment: not read along with the hint
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:  # the client gave up on this connection
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    try:
+        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN,
+                                     "REPLICATE_BASE_URL": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+        with pytest.raises(Transient):
+            api.get("first")
+        assert [api.get("second").id, api.get("third").id] == ["second", "third"]
+    finally:
+        listener.close()
+
+
+def test_a_relative_next_page_cannot_move_the_token_to_another_origin(monkeypatch):
+    """A `next` that is not an absolute URL nor a path (":port/...", ".other.host/...", "@host/...")
+    would change the origin once appended to the base URL."""
+    elsewhere = Recorder()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    try:
+        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": "http://127.0.0.1"}))
+        with pytest.raises(Transient, match="another host"):
+            api.list_page(f":{elsewhere.server_address[1]}/v1/predictions?cursor=c2")
+        assert elsewhere.seen == []
+    finally:
+        elsewhere.shutdown()
+        elsewhere.server_close()
+
+
+@pytest.mark.parametrize("next_url", [".evil.example/v1/predictions", "@evil.example/v1/predictions",
+                                      "HTTPS://evil.example/v1/predictions"])
+def test_a_next_page_that_is_not_a_path_is_not_appended_to_the_base_url(next_url):
+    api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": "https://api.replicate.com"}))
+    with pytest.raises(Transient, match="another host"):
+        api._url(next_url)
