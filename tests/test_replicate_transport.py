@@ -331,3 +331,13 @@ def test_a_next_page_that_is_not_a_path_is_not_appended_to_the_base_url(next_url
     api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": "https://api.replicate.com"}))
     with pytest.raises(Transient, match="another host"):
         api._url(next_url)
+
+
+@pytest.mark.parametrize(("value", "read_as"), [
+    ("7", 7.0), ("99999999999", 300.0), ("-5", None), ("1e9", None), ("soon", None), ("", None),
+    ("\u00b2", None),  # a digit to str.isdigit (headers are read as latin-1), not to float()
+    ("Sat, 01 Jan 2000 00:00:00 GMT", 0.0), ("Fri, 01 Jan 2100 00:00:00 GMT", 300.0),
+])
+def test_retry_after_is_read_as_a_bounded_number_of_seconds_or_not_at_all(value, read_as):
+    refusal = replicate_api.classify(429, None, value)
+    assert isinstance(refusal, Transient) and refusal.retry_after == read_as
