@@ -17,6 +17,7 @@ first https call.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import socket
 import threading
@@ -116,6 +117,30 @@ def _no_check(sock: socket.socket) -> None:
     return None
 
 
+def _open(address: tuple[str, int], timeout: float, source_address: Any = None, *, deadline: float) -> socket.socket:
+    """socket.create_connection, but trying a further address only while the call has time left
+    (each address had the whole connect timeout), and leaving the socket a timeout that ends at
+    the deadline, so a TLS handshake cannot outlast the call either (the Watchdog is not on the
+    socket yet). The name lookup itself is not bounded here."""
+    host, port = address
+    error: OSError = TimedOut("no time left to connect")
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(min(timeout, left))
+            sock.connect(sockaddr)
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        except OSError as failed:
+            sock.close()
+            error = failed
+            continue
+        return sock
+    raise error
+
+
 def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: str, target: str,
               headers: dict[str, str] | None, body: bytes | None, max_bytes: int, deadline: float,
               on_connect: Callable[[socket.socket], None] | None) -> Reply:
@@ -127,6 +152,7 @@ def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: st
     try:
         with Watchdog(deadline) as dog:
             if on_connect is not None:
+                conn._create_connection = functools.partial(_open, deadline=deadline)  # type: ignore[attr-defined]
                 conn.connect()
                 assert conn.sock is not None  # connect() opened it
                 on_connect(conn.sock)

@@ -341,3 +341,24 @@ def test_a_next_page_that_is_not_a_path_is_not_appended_to_the_base_url(next_url
 def test_retry_after_is_read_as_a_bounded_number_of_seconds_or_not_at_all(value, read_as):
     refusal = replicate_api.classify(429, None, value)
     assert isinstance(refusal, Transient) and refusal.retry_after == read_as
+
+
+def test_connecting_tries_no_further_address_once_the_call_s_deadline_has_passed(monkeypatch):
+    """A name with several addresses, the first of which never answers (a listener with a full
+    queue): each was tried with its own timeout, so the call went on connecting past its deadline."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(silent.getsockname())  # the queue's one place: later SYNs go unanswered
+    second = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *args, **kwargs: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", silent.getsockname()),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", second.getsockname())])
+    try:
+        with pytest.raises(plain_http.TimedOut):
+            plain_http.request("GET", "http://replicate.test/v1/predictions/p1", deadline=time.monotonic() + 0.5)
+        second.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing connected to the second address
+            second.accept()
+    finally:
+        for each in (filler, silent, second):
+            each.close()
