@@ -117,11 +117,13 @@ def _no_check(sock: socket.socket) -> None:
     return None
 
 
-def _open(address: tuple[str, int], timeout: float, source_address: Any = None, *, deadline: float) -> socket.socket:
+def _open(address: tuple[str, int], timeout: float, source_address: Any = None, *, deadline: float,
+          on_connect: Callable[[socket.socket], None]) -> socket.socket:
     """socket.create_connection, but trying a further address only while the call has time left
     (each address had the whole connect timeout), and leaving the socket a timeout that ends at
     the deadline, so a TLS handshake cannot outlast the call either (the Watchdog is not on the
-    socket yet). The name lookup itself is not bounded here."""
+    socket yet). `on_connect` sees the socket before the TLS hello. The name lookup itself is not
+    bounded here."""
     host, port = address
     error: OSError = TimedOut("no time left to connect")
     for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
@@ -137,6 +139,11 @@ def _open(address: tuple[str, int], timeout: float, source_address: Any = None, 
             sock.close()
             error = failed
             continue
+        try:
+            on_connect(sock)
+        except BaseException:
+            sock.close()
+            raise
         return sock
     raise error
 
@@ -152,10 +159,9 @@ def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: st
     try:
         with Watchdog(deadline) as dog:
             if on_connect is not None:
-                conn._create_connection = functools.partial(_open, deadline=deadline)  # type: ignore[attr-defined]
+                conn._create_connection = functools.partial(  # type: ignore[attr-defined]
+                    _open, deadline=deadline, on_connect=on_connect)
                 conn.connect()
-                assert conn.sock is not None  # connect() opened it
-                on_connect(conn.sock)
             assert conn.sock is not None  # a reused connection is open
             conn.sock.settimeout(left)
             dog.watch(conn.sock)

@@ -362,3 +362,35 @@ def test_connecting_tries_no_further_address_once_the_call_s_deadline_has_passed
     finally:
         for each in (filler, silent, second):
             each.close()
+
+
+def test_on_connect_refuses_an_https_peer_before_the_tls_hello_is_sent(monkeypatch):
+    """The downloads' peer check (shared/output_hosts.py) must stop a connection to a private
+    address before anything reaches it; over https the handshake's hello was sent first."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.settimeout(3)
+        try:
+            received.append(conn.recv(1024))  # b"" once the client closes without sending
+        except OSError:
+            received.append(b"")
+        conn.close()
+
+    class Refused(Exception):
+        pass
+
+    def refuse(sock):
+        raise Refused("a private peer")
+
+    served = threading.Thread(target=serve, daemon=True)
+    served.start()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    with pytest.raises(Refused):
+        plain_http.request("GET", f"https://127.0.0.1:{listener.getsockname()[1]}/x.png",
+                           deadline=time.monotonic() + 1.0, on_connect=refuse)
+    served.join(5)
+    listener.close()
+    assert received == [b""]
