@@ -9,8 +9,8 @@ simulator against it, and this module's requests and the webhook check against i
 
 The deadline is a `Watchdog` on the socket: a server that drips one byte at a time cannot hold
 a call past it. One keep-alive connection per thread and host is reused only while it has been
-idle under REUSE_IDLE_S (servers drop idle ones; a request written into a dropped connection
-fails at once, and only a GET is then sent again on a fresh one). Proxies from the environment
+idle under REUSE_IDLE_S and has nothing to read (servers drop idle ones; a request written into
+a dropped connection fails at once, and only a GET is then sent again on a fresh one). Proxies from the environment
 are not used. The TLS context (certifi's CA bundle, as requests and httpx use) is made on the
 first https call.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import select
 import socket
 import threading
 import time
@@ -73,10 +74,19 @@ def _reused(scheme: str, netloc: str) -> http.client.HTTPConnection | None:
     if found is None:
         return None
     conn, last_used = found
-    if time.monotonic() - last_used < REUSE_IDLE_S and conn.sock is not None:
+    if time.monotonic() - last_used < REUSE_IDLE_S and conn.sock is not None and _quiet(conn.sock):
         return conn
     conn.close()
     return None
+
+
+def _quiet(sock: socket.socket) -> bool:
+    """Nothing to read on an idle connection. Readable means the server has closed it (a request
+    written into it would be lost, and a POST is not sent twice) or sent bytes no request asked
+    for (they would be read as the next answer)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
 
 
 def _fresh(scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:

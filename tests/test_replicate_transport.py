@@ -207,7 +207,14 @@ def test_a_post_on_a_dropped_connection_is_not_sent_twice(recorder, ours):
 
 
 class _DeadSocket:
-    """A socket whose peer has gone: every send fails as a dropped connection's does."""
+    """A socket whose peer has gone without a word (no FIN seen yet: nothing to read while idle):
+    every send fails as a dropped connection's does."""
+
+    def __init__(self):
+        self.quiet, self.other_end = socket.socketpair()
+
+    def fileno(self):
+        return self.quiet.fileno()
 
     def settimeout(self, value):
         pass
@@ -219,7 +226,8 @@ class _DeadSocket:
         pass
 
     def close(self):
-        pass
+        self.quiet.close()
+        self.other_end.close()
 
 
 def test_a_too_large_answer_is_cut_off(recorder, ours, monkeypatch):
@@ -394,3 +402,50 @@ def test_on_connect_refuses_an_https_peer_before_the_tls_hello_is_sent(monkeypat
     served.join(5)
     listener.close()
     assert received == [b""]
+
+
+@pytest.mark.parametrize("after_answer", ["closes", "sends more than it declared"])
+def test_a_kept_connection_the_server_closed_or_wrote_more_on_is_not_reused(monkeypatch, after_answer):
+    """A server that says keep-alive and then closes: a POST written into that connection failed
+    (never sent again, so a create waited for the next ping). One that sent bytes past its
+    Content-Length: they were read as the next call's answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections, done = [], threading.Event()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            reader = conn.makefile("rb")
+            request_line = reader.readline()
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            body = json.dumps({**PREDICTION, "id": request_line.split()[1].split(b"/")[3].decode()}).encode()
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            conn.sendall(answer)
+            if after_answer == "closes":
+                reader.close()
+                conn.close()
+            else:  # after the answer was read (in one segment, it would be lost with the answer's buffer)
+                time.sleep(0.1)
+                forged = json.dumps({**PREDICTION, "id": "forged"}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(forged)).encode()
+                             + b"\r\n\r\n" + forged)
+            done.set()  # on loopback the close or the bytes are at the client once sent
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    try:
+        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN,
+                                     "REPLICATE_BASE_URL": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+        assert api.get("first").id == "first"
+        assert done.wait(5)
+        assert api.cancel("second").id == "second"
+        assert len(connections) == 2
+    finally:
+        listener.close()
+        for each in connections:
+            each.close()
