@@ -71,9 +71,11 @@ class OutputHosts(NamedTuple):
     def check(self, url: str, seconds: float) -> None:
         """Raises a permanent DownloadError unless `url` may be fetched; resolves its host (within
         `seconds`) and refuses it if any address it has is not public."""
+        parts = urlsplit(url)
+        if "@" in parts.netloc:  # http.client would take it for part of the host: never fetchable
+            raise DownloadError("the image URL carries credentials", transient=False)
         if self.is_local(url):
             return
-        parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme.lower() != "https" or not host:
             raise DownloadError(f"the image URL is not https ({_shown(url)})", transient=False)

@@ -9,15 +9,17 @@ simulator against it, and this module's requests and the webhook check against i
 
 The deadline is a `Watchdog` on the socket: a server that drips one byte at a time cannot hold
 a call past it. One keep-alive connection per thread and host is reused only while it has been
-idle under REUSE_IDLE_S (servers drop idle ones; a request written into a dropped connection
-fails at once, and only a GET is then sent again on a fresh one). Proxies from the environment
+idle under REUSE_IDLE_S and has nothing to read (servers drop idle ones; a request written into
+a dropped connection fails at once, and only a GET is then sent again on a fresh one). Proxies from the environment
 are not used. The TLS context (certifi's CA bundle, as requests and httpx use) is made on the
 first https call.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
+import select
 import socket
 import threading
 import time
@@ -72,10 +74,19 @@ def _reused(scheme: str, netloc: str) -> http.client.HTTPConnection | None:
     if found is None:
         return None
     conn, last_used = found
-    if time.monotonic() - last_used < REUSE_IDLE_S and conn.sock is not None:
+    if time.monotonic() - last_used < REUSE_IDLE_S and conn.sock is not None and _quiet(conn.sock):
         return conn
     conn.close()
     return None
+
+
+def _quiet(sock: socket.socket) -> bool:
+    """Nothing to read on an idle connection. Readable means the server has closed it (a request
+    written into it would be lost, and a POST is not sent twice) or sent bytes no request asked
+    for (they would be read as the next answer)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
 
 
 def _fresh(scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
@@ -116,6 +127,37 @@ def _no_check(sock: socket.socket) -> None:
     return None
 
 
+def _open(address: tuple[str, int], timeout: float, source_address: Any = None, *, deadline: float,
+          on_connect: Callable[[socket.socket], None]) -> socket.socket:
+    """socket.create_connection, but trying a further address only while the call has time left
+    (each address had the whole connect timeout), and leaving the socket a timeout that ends at
+    the deadline, so a TLS handshake cannot outlast the call either (the Watchdog is not on the
+    socket yet). `on_connect` sees the socket before the TLS hello. The name lookup itself is not
+    bounded here."""
+    host, port = address
+    error: OSError = TimedOut("no time left to connect")
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(min(timeout, left))
+            sock.connect(sockaddr)
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        except OSError as failed:
+            sock.close()
+            error = failed
+            continue
+        try:
+            on_connect(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
+
+
 def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: str, target: str,
               headers: dict[str, str] | None, body: bytes | None, max_bytes: int, deadline: float,
               on_connect: Callable[[socket.socket], None] | None) -> Reply:
@@ -127,14 +169,16 @@ def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: st
     try:
         with Watchdog(deadline) as dog:
             if on_connect is not None:
+                conn._create_connection = functools.partial(  # type: ignore[attr-defined]
+                    _open, deadline=deadline, on_connect=on_connect)
                 conn.connect()
-                assert conn.sock is not None  # connect() opened it
-                on_connect(conn.sock)
             assert conn.sock is not None  # a reused connection is open
             conn.sock.settimeout(left)
             dog.watch(conn.sock)
             conn.request(method, target, body=body, headers=headers or {})
             response = conn.getresponse()
+            if response.status < 200:  # http.client returns a 103 as the answer; the real one would be left unread
+                raise http.client.HTTPException(f"an informational answer ({response.status}) instead of the answer")
             declared = response.getheader("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise TooLarge(f"the answer declares {declared} bytes")

@@ -250,8 +250,9 @@ class ReplicateAPI:
 
     def _url(self, path: str) -> str:
         """`path` under the base URL; an absolute URL (a list page's `next`) only on its origin,
-        so the token is never sent anywhere else."""
-        if not path.startswith(("http://", "https://")):
+        so the token is never sent anywhere else. Anything else (".other.host/...", ":port/...")
+        would change the origin once appended, so it is treated as another host."""
+        if path.startswith("/"):
             return self.base_url + path
         if path.split("/", 3)[:3] != self.base_url.split("/", 3)[:3]:
             raise Transient("Replicate named a next page on another host")

@@ -38,7 +38,7 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # isdigit alone takes "\u00b2", which float() does not
         return min(float(value), 300.0)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -42,7 +42,11 @@ def verify(webhook_id: str, timestamp: str, signature: str, body: str, secret: s
         raise BadSignature("webhook-timestamp is not a number") from None
     if abs(int(time.time() if now is None else now) - sent_at) > tolerance_s:
         raise BadSignature("webhook-timestamp is outside the tolerance")
-    expected = hmac.new(_key(secret), f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    try:
+        signed = f"{webhook_id}.{timestamp}.{body}".encode()
+    except UnicodeEncodeError:  # a lone surrogate from the event's JSON: no sender signed that
+        raise BadSignature("the body or a webhook header is not Unicode text") from None
+    expected = hmac.new(_key(secret), signed, hashlib.sha256).digest()
     for entry in signature.split():
         _, comma, encoded = entry.partition(",")
         if not comma:

@@ -180,3 +180,14 @@ def test_a_step_whose_output_redirects_to_the_metadata_service_fails_as_output_u
     assert seen.error_code is ErrorCode.OUTPUT_UNUSABLE and seen.transient is None
     assert seen.failure and "169.254.169.254, which is not an allowed image host" in seen.failure
     assert not any(tmp_path.rglob("*.png"))  # nothing was stored
+
+
+@pytest.mark.parametrize("url", ["https://user:secret@pbxt.replicate.delivery/a.png",
+                                 "https://user@pbxt.replicate.delivery/a.png"])
+def test_an_image_url_with_credentials_fails_for_good(resolver, url):
+    """http.client takes the userinfo for part of the host: such a URL could never be fetched, and
+    was a transient error, tried again at every check until the step's deadline."""
+    resolver.append("151.101.1.1")
+    with pytest.raises(DownloadError) as caught:
+        download(url, max_bytes=1 << 20, hosts=OutputHosts.of("", None, ()), timeout=5.0)
+    assert caught.value.transient is False and "credentials" in str(caught.value)

@@ -5,6 +5,7 @@ Also: error answers, the token kept to its origin, keep-alive reuse and a droppe
 connection."""
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -206,7 +207,14 @@ def test_a_post_on_a_dropped_connection_is_not_sent_twice(recorder, ours):
 
 
 class _DeadSocket:
-    """A socket whose peer has gone: every send fails as a dropped connection's does."""
+    """A socket whose peer has gone without a word (no FIN seen yet: nothing to read while idle):
+    every send fails as a dropped connection's does."""
+
+    def __init__(self):
+        self.quiet, self.other_end = socket.socketpair()
+
+    def fileno(self):
+        return self.quiet.fileno()
 
     def settimeout(self, value):
         pass
@@ -218,7 +226,8 @@ class _DeadSocket:
         pass
 
     def close(self):
-        pass
+        self.quiet.close()
+        self.other_end.close()
 
 
 def test_a_too_large_answer_is_cut_off(recorder, ours, monkeypatch):
@@ -264,3 +273,179 @@ def test_a_server_dripping_its_headers_is_cut_off_at_the_call_s_deadline(monkeyp
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_informational_answer_is_never_read_as_a_later_call_s_answer(monkeypatch):
+    """A 103 Early Hints then (a moment later) the real answer: http.client returns the 103 as the
+    answer, and a kept connection would hand each later call the answer of the call before it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    served = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer_each, args=(conn,), daemon=True).start()
+
+    def answer_each(conn):
+        reader = conn.makefile("rb")
+        while request_line := reader.readline():
+            prediction_id = request_line.split()[1].rsplit(b"/", 1)[1].decode()
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            body = json.dumps({**PREDICTION, "id": prediction_id}).encode()
+            served.append(request_line)
+            if len(served) == 1:  # the first request gets a hint first, its answer after it
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+                time.sleep(0.3)  # a separate segment: not read along with the hint
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:  # the client gave up on this connection
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    try:
+        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN,
+                                     "REPLICATE_BASE_URL": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+        with pytest.raises(Transient):
+            api.get("first")
+        assert [api.get("second").id, api.get("third").id] == ["second", "third"]
+    finally:
+        listener.close()
+
+
+def test_a_relative_next_page_cannot_move_the_token_to_another_origin(monkeypatch):
+    """A `next` that is not an absolute URL nor a path (":port/...", ".other.host/...", "@host/...")
+    would change the origin once appended to the base URL."""
+    elsewhere = Recorder()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    try:
+        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": "http://127.0.0.1"}))
+        with pytest.raises(Transient, match="another host"):
+            api.list_page(f":{elsewhere.server_address[1]}/v1/predictions?cursor=c2")
+        assert elsewhere.seen == []
+    finally:
+        elsewhere.shutdown()
+        elsewhere.server_close()
+
+
+@pytest.mark.parametrize("next_url", [".evil.example/v1/predictions", "@evil.example/v1/predictions",
+                                      "HTTPS://evil.example/v1/predictions"])
+def test_a_next_page_that_is_not_a_path_is_not_appended_to_the_base_url(next_url):
+    api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": "https://api.replicate.com"}))
+    with pytest.raises(Transient, match="another host"):
+        api._url(next_url)
+
+
+@pytest.mark.parametrize(("value", "read_as"), [
+    ("7", 7.0), ("99999999999", 300.0), ("-5", None), ("1e9", None), ("soon", None), ("", None),
+    ("\u00b2", None),  # a digit to str.isdigit (headers are read as latin-1), not to float()
+    ("Sat, 01 Jan 2000 00:00:00 GMT", 0.0), ("Fri, 01 Jan 2100 00:00:00 GMT", 300.0),
+])
+def test_retry_after_is_read_as_a_bounded_number_of_seconds_or_not_at_all(value, read_as):
+    refusal = replicate_api.classify(429, None, value)
+    assert isinstance(refusal, Transient) and refusal.retry_after == read_as
+
+
+def test_connecting_tries_no_further_address_once_the_call_s_deadline_has_passed(monkeypatch):
+    """A name with several addresses, the first of which never answers (a listener with a full
+    queue): each was tried with its own timeout, so the call went on connecting past its deadline."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(silent.getsockname())  # the queue's one place: later SYNs go unanswered
+    second = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *args, **kwargs: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", silent.getsockname()),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", second.getsockname())])
+    try:
+        with pytest.raises(plain_http.TimedOut):
+            plain_http.request("GET", "http://replicate.test/v1/predictions/p1", deadline=time.monotonic() + 0.5)
+        second.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing connected to the second address
+            second.accept()
+    finally:
+        for each in (filler, silent, second):
+            each.close()
+
+
+def test_on_connect_refuses_an_https_peer_before_the_tls_hello_is_sent(monkeypatch):
+    """The downloads' peer check (shared/output_hosts.py) must stop a connection to a private
+    address before anything reaches it; over https the handshake's hello was sent first."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.settimeout(3)
+        try:
+            received.append(conn.recv(1024))  # b"" once the client closes without sending
+        except OSError:
+            received.append(b"")
+        conn.close()
+
+    class Refused(Exception):
+        pass
+
+    def refuse(sock):
+        raise Refused("a private peer")
+
+    served = threading.Thread(target=serve, daemon=True)
+    served.start()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    with pytest.raises(Refused):
+        plain_http.request("GET", f"https://127.0.0.1:{listener.getsockname()[1]}/x.png",
+                           deadline=time.monotonic() + 1.0, on_connect=refuse)
+    served.join(5)
+    listener.close()
+    assert received == [b""]
+
+
+@pytest.mark.parametrize("after_answer", ["closes", "sends more than it declared"])
+def test_a_kept_connection_the_server_closed_or_wrote_more_on_is_not_reused(monkeypatch, after_answer):
+    """A server that says keep-alive and then closes: a POST written into that connection failed
+    (never sent again, so a create waited for the next ping). One that sent bytes past its
+    Content-Length: they were read as the next call's answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections, done = [], threading.Event()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            reader = conn.makefile("rb")
+            request_line = reader.readline()
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            body = json.dumps({**PREDICTION, "id": request_line.split()[1].split(b"/")[3].decode()}).encode()
+            answer = b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            conn.sendall(answer)
+            if after_answer == "closes":
+                reader.close()
+                conn.close()
+            else:  # after the answer was read (in one segment, it would be lost with the answer's buffer)
+                time.sleep(0.1)
+                forged = json.dumps({**PREDICTION, "id": "forged"}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(forged)).encode()
+                             + b"\r\n\r\n" + forged)
+            done.set()  # on loopback the close or the bytes are at the client once sent
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    try:
+        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN,
+                                     "REPLICATE_BASE_URL": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+        assert api.get("first").id == "first"
+        assert done.wait(5)
+        assert api.cancel("second").id == "second"
+        assert len(connections) == 2
+    finally:
+        listener.close()
+        for each in connections:
+            each.close()

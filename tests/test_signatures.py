@@ -76,3 +76,11 @@ def test_a_malformed_secret_is_a_configuration_error_not_a_bad_signature():
         signatures.verify("msg_1", "1700000000", "v1,Zm9v", BODY, "whsec_not base64!", tolerance_s=300,
                           now=1700000000)
     assert not isinstance(raised.value, signatures.BadSignature)
+
+
+def test_a_body_that_is_not_unicode_text_is_a_bad_signature_not_a_configuration_error():
+    """A JSON event's body can carry a lone surrogate ("\\ud800"): it cannot be what was signed, and
+    must not read as a broken secret (webhooks.verify turns any other ValueError into a ConfigError)."""
+    with pytest.raises(signatures.BadSignature):
+        signatures.verify("msg_1", "1700000000", "v1,Zm9v", '{"id": "\ud800"}', SECRET, tolerance_s=300,
+                          now=1700000000)
