@@ -132,11 +132,10 @@ def _open(address: tuple[str, int], timeout: float, source_address: Any = None, 
     """socket.create_connection, but trying a further address only while the call has time left
     (each address had the whole connect timeout), and leaving the socket a timeout that ends at
     the deadline, so a TLS handshake cannot outlast the call either (the Watchdog is not on the
-    socket yet). `on_connect` sees the socket before the TLS hello. The name lookup itself is not
-    bounded here."""
+    socket yet). `on_connect` sees the socket before the TLS hello."""
     host, port = address
     error: OSError = TimedOut("no time left to connect")
-    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+    for family, kind, proto, _, sockaddr in _addresses(host, port, deadline):
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -156,6 +155,29 @@ def _open(address: tuple[str, int], timeout: float, source_address: Any = None, 
             raise
         return sock
     raise error
+
+
+def _addresses(host: str, port: int, deadline: float) -> list[Any]:
+    """getaddrinfo by the call's deadline: a resolver that does not answer (its own retries can
+    take tens of seconds) must not hold the call past it. The lookup runs on a daemon thread,
+    left behind if it is late."""
+    found: list[Any] = []
+    failed: list[OSError] = []
+
+    def look_up() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except OSError as error:
+            failed.append(error)
+
+    lookup = threading.Thread(target=look_up, name="resolve", daemon=True)
+    lookup.start()
+    lookup.join(max(deadline - time.monotonic(), 0.0))
+    if lookup.is_alive():
+        raise TimedOut(f"{host} could not be resolved in time")
+    if failed:
+        raise failed[0]
+    return found
 
 
 def _exchange(conn: http.client.HTTPConnection, key: tuple[str, str], method: str, target: str,

@@ -449,3 +449,25 @@ def test_a_kept_connection_the_server_closed_or_wrote_more_on_is_not_reused(monk
         listener.close()
         for each in connections:
             each.close()
+
+
+def test_a_name_lookup_that_does_not_answer_ends_at_the_call_s_deadline(monkeypatch):
+    monkeypatch.setattr(plain_http, "_local", threading.local())
+    released = threading.Event()
+    looked_up = []
+
+    def hanging_lookup(host, *args, **kwargs):
+        looked_up.append(host)
+        released.wait(30)  # a resolver retrying a dead server
+        raise OSError("resolver gave up")
+
+    monkeypatch.setattr(plain_http.socket, "getaddrinfo", hanging_lookup)
+    api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_TIMEOUT_S": "1",
+                                 "REPLICATE_BASE_URL": "https://api.replicate.example"}))
+    try:
+        # Without the bound the lookup's own failure would come after 30 s as "could not be reached".
+        with pytest.raises(Transient, match="did not finish answering in time"):
+            api.get("p1abc")
+        assert looked_up == ["api.replicate.example"]
+    finally:
+        released.set()
