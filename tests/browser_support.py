@@ -77,9 +77,9 @@ def in_viewport(page, locator) -> bool:
     return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
 
 
-def open_ready_look(page, devserver, images):
+def open_ready_look(page, devserver, images, lang="ru"):
     """A new 2-garment look made in the page, its step 1 ready (Continue on show)."""
-    page.goto(devserver.url + "/")
+    page.goto(devserver.url + ("/?lang=en" if lang == "en" else "/"))
     fill_look(page, images)
     page.get_by_test_id("start").click()
     page.get_by_test_id("continue").wait_for(state="visible")

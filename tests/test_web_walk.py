@@ -1,7 +1,9 @@
 """What a shopper stumbled on in a walk through the page (desktop and phone, Russian and English),
 each fixed in web/ and kept fixed here, end to end against the devserver in Chromium."""
 
-from tests.browser_support import fill_look, in_viewport, needs_chromium, wait_status
+import pytest
+
+from tests.browser_support import fill_look, in_viewport, needs_chromium, open_ready_look, wait_status
 
 # The browser fixtures (browser, page, phone, images, axe_source): one Chromium for the session.
 pytest_plugins = ["tests.browser_fixtures"]
@@ -32,4 +34,19 @@ def test_my_looks_follows_the_look_on_screen_as_its_step_ends(page, devserver, i
     current.locator(".badge.waiting_continue").wait_for(timeout=5_000)
     assert current.locator(".badge").inner_text() == "waiting for you"
     assert current.get_by_test_id("look-finish").is_visible()
+    assert page.console_errors == []
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_on_a_desktop_a_ready_steps_buttons_are_all_above_the_fold(page, devserver, images, lang):
+    # The result image filled the screen's height, so Share and New look sat just below the fold.
+    open_ready_look(page, devserver, images, lang)
+    page.locator("#step-image:not([hidden])").wait_for()
+    shown = page.locator(".actions > :not([hidden]), .more-actions > :not([hidden])")
+    names = [shown.nth(index).get_attribute("data-testid") for index in range(shown.count())]
+    assert {"continue", "finish", "share", "new-look"} <= set(names)
+    for where in ("as the page left it", "scrolled to the top"):
+        off_screen = [name for name in names if not in_viewport(page, page.get_by_test_id(name))]
+        assert off_screen == [], where
+        page.evaluate("window.scrollTo(0, 0)")
     assert page.console_errors == []
