@@ -229,6 +229,7 @@ def test_without_a_secret_or_a_valid_token_a_webhook_is_a_401_that_reads_and_can
 
 
 def test_an_unsigned_webhook_arrives_with_its_token_and_moves_the_step_on(fn, sim, checker_url):
-    task_id, _ = launched(fn, sim)
+    task_id, prediction_id = launched(fn, sim)
     wait_until(lambda: fn.status(task_id).body["status"] == "waiting_continue", timeout=10)
-    assert all(entry["status"] == 200 for entry in sim.webhook_log)
+    delivered = [entry for entry in list(sim.webhook_log) if entry["prediction_id"] == prediction_id]
+    assert delivered and all(entry["status"] == 200 for entry in delivered), delivered

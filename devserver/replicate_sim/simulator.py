@@ -56,6 +56,7 @@ class Simulator(PredictionsApi):
         self._rng = random.Random()
         self._stop = threading.Event()
         self._render_pool = ThreadPoolExecutor(render_workers, thread_name_prefix="sim-render")
+        self._generation = 0
         self._webhooks = WebhookSender(lambda: self.webhook_secret, self._record_webhook, self._stop)
         self.server = make_server(self, host, port)
         self.url = f"http://{host}:{self.server.server_address[1]}"
@@ -83,6 +84,7 @@ class Simulator(PredictionsApi):
             self.predictions.clear()
             self.files.clear()
             self.webhook_log.clear()
+            self._generation += 1  # deliveries still retrying from before are not logged
             self._order.clear()
             self._schedule.clear()
 
@@ -209,10 +211,12 @@ class Simulator(PredictionsApi):
             return
         if p.events_filter is not None and event not in p.events_filter:
             return
-        self._webhooks.send(p.webhook, json.dumps(p.to_json(self.url)).encode(), p.id, event)
+        self._webhooks.send(p.webhook, json.dumps(p.to_json(self.url)).encode(), p.id, event, self._generation)
 
     def _record_webhook(self, entry: dict) -> None:
         with self._lock:
+            if entry.pop("generation") != self._generation:
+                return  # sent before a reset: another test's, not this one's
             self.webhook_log.append(entry)
             self.stats["webhooks_sent"] += 1
 

@@ -34,11 +34,12 @@ class WebhookSender:
         self.secret, self.record, self.stopped = secret, record, stopped
         self.pool = ThreadPoolExecutor(8, thread_name_prefix="sim-webhook")
 
-    def send(self, url: str, body: bytes, prediction_id: str, event: str) -> None:
+    def send(self, url: str, body: bytes, prediction_id: str, event: str, generation: int = 0) -> None:
         message_id = "msg_" + secrets.token_hex(12)
-        self.pool.submit(self._deliver, url, body, message_id, prediction_id, event)
+        self.pool.submit(self._deliver, url, body, message_id, prediction_id, event, generation)
 
-    def _deliver(self, url: str, body: bytes, message_id: str, prediction_id: str, event: str) -> None:
+    def _deliver(self, url: str, body: bytes, message_id: str, prediction_id: str, event: str,
+                 generation: int) -> None:
         for attempt, pause in enumerate(RETRY_PAUSES_S, start=1):
             timestamp = int(time.time())
             request = urllib.request.Request(url, data=body, method="POST", headers={
@@ -56,7 +57,7 @@ class WebhookSender:
             except OSError:
                 status = None
             self.record({"prediction_id": prediction_id, "event": event, "attempt": attempt,
-                         "status": status, "webhook_id": message_id, "at": time.time()})
+                         "status": status, "webhook_id": message_id, "at": time.time(), "generation": generation})
             if status is not None and 200 <= status < 300:
                 return
             if pause is None or self.stopped.is_set():
