@@ -18,6 +18,8 @@ tests/test_replicate_transport.py sends both to the simulator and compares.
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -216,9 +218,6 @@ class ReplicateAPI:
 
     def _send(self, method: str, path: str, limit: RateLimiter, call_end: float, kwargs: dict[str, Any]) -> Any:
         """One request that has ended, answered or not, by `call_end` (time.monotonic())."""
-        import http.client
-        import json
-
         url = self._url(path)
         headers = {**self.headers, **kwargs.get("headers", {})}
         body = None

@@ -24,10 +24,14 @@ def _key(secret: str) -> bytes:
     return base64.b64decode(encoded)
 
 
+def _digest(secret: str, webhook_id: str, timestamp: int | str, body: str) -> bytes:
+    """HMAC-SHA256 of "{id}.{timestamp}.{body}"; UnicodeEncodeError for text that is not Unicode."""
+    return hmac.new(_key(secret), f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+
+
 def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
     """The webhook-signature header's value for `body`."""
-    digest = hmac.new(_key(secret), f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    return "v1," + base64.b64encode(_digest(secret, webhook_id, timestamp, body)).decode()
 
 
 def verify(webhook_id: str, timestamp: str, signature: str, body: str, secret: str, *,
@@ -43,10 +47,9 @@ def verify(webhook_id: str, timestamp: str, signature: str, body: str, secret: s
     if abs(int(time.time() if now is None else now) - sent_at) > tolerance_s:
         raise BadSignature("webhook-timestamp is outside the tolerance")
     try:
-        signed = f"{webhook_id}.{timestamp}.{body}".encode()
+        expected = _digest(secret, webhook_id, timestamp, body)
     except UnicodeEncodeError:  # a lone surrogate from the event's JSON: no sender signed that
         raise BadSignature("the body or a webhook header is not Unicode text") from None
-    expected = hmac.new(_key(secret), signed, hashlib.sha256).digest()
     for entry in signature.split():
         _, comma, encoded = entry.partition(",")
         if not comma:

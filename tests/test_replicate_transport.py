@@ -76,10 +76,18 @@ def recorder():
     server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def fresh_connections(monkeypatch):
+    """No kept connection from another test."""
+
+
+def api_at(base_url: str, **settings: str) -> ReplicateAPI:
+    return ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": base_url, **settings}))
+
+
 @pytest.fixture
-def ours(recorder, monkeypatch):
-    monkeypatch.setattr(plain_http, "_local", threading.local())  # no connection kept from another test
-    return ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": recorder.url}))
+def ours(recorder):
+    return api_at(recorder.url)
 
 
 def theirs(recorder) -> replicate.Client:
@@ -106,10 +114,8 @@ def test_a_create_is_the_request_the_replicate_client_sends(recorder, ours):
     assert recorder.seen[0]["headers"]["cancel-after"] == "600s"
 
 
-def test_an_official_models_create_goes_through_the_models_endpoint_as_the_clients(recorder, monkeypatch):
-    monkeypatch.setattr(plain_http, "_local", threading.local())
-    api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": recorder.url,
-                                 "MODEL_PROFILE": "nano-banana"}))
+def test_an_official_models_create_goes_through_the_models_endpoint_as_the_clients(recorder):
+    api = api_at(recorder.url, MODEL_PROFILE="nano-banana")
     model_input = {"prompt": "Dress the person", "image_input": ["https://e.com/a.png", "https://e.com/b.png"],
                    "output_format": "png"}
     api.create(model_input)
@@ -259,14 +265,12 @@ class HeaderDripHandler(BaseHTTPRequestHandler):
             return
 
 
-def test_a_server_dripping_its_headers_is_cut_off_at_the_call_s_deadline(monkeypatch):
+def test_a_server_dripping_its_headers_is_cut_off_at_the_call_s_deadline():
     server = ThreadingHTTPServer(("127.0.0.1", 0), HeaderDripHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(plain_http, "_local", threading.local())
     try:
-        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_TIMEOUT_S": "1",
-                                     "REPLICATE_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}"}))
+        api = api_at(f"http://127.0.0.1:{server.server_address[1]}", REPLICATE_TIMEOUT_S="1")
         # Without the watchdog the drip would end after 10 s as a broken answer ("could not be reached").
         with pytest.raises(Transient, match="did not finish answering in time"):
             api.get("p1abc")
@@ -275,42 +279,58 @@ def test_a_server_dripping_its_headers_is_cut_off_at_the_call_s_deadline(monkeyp
         server.server_close()
 
 
-def test_an_informational_answer_is_never_read_as_a_later_call_s_answer(monkeypatch):
-    """A 103 Early Hints then (a moment later) the real answer: http.client returns the 103 as the
-    answer, and a kept connection would hand each later call the answer of the call before it."""
+def raw_server(on_connection) -> socket.socket:
+    """A listener that hands each connection to `on_connection(conn)` on a thread of its own (for
+    answers no HTTP server library would send)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    served = []
 
-    def serve():
+    def accept_all():
         while True:
             try:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            threading.Thread(target=answer_each, args=(conn,), daemon=True).start()
+            threading.Thread(target=on_connection, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept_all, daemon=True).start()
+    return listener
+
+
+def read_request(reader) -> bytes:
+    """The next request line (b"" once the client is gone), its headers read past."""
+    request_line = reader.readline()
+    while reader.readline() not in (b"\r\n", b""):
+        pass
+    return request_line
+
+
+def json_answer(data) -> bytes:
+    body = json.dumps(data).encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\n\r\n" + body)
+
+
+def test_an_informational_answer_is_never_read_as_a_later_call_s_answer():
+    """A 103 Early Hints then (a moment later) the real answer: http.client returns the 103 as the
+    answer, and a kept connection would hand each later call the answer of the call before it."""
+    served = []
 
     def answer_each(conn):
         reader = conn.makefile("rb")
-        while request_line := reader.readline():
+        while request_line := read_request(reader):
             prediction_id = request_line.split()[1].rsplit(b"/", 1)[1].decode()
-            while reader.readline() not in (b"\r\n", b""):
-                pass
-            body = json.dumps({**PREDICTION, "id": prediction_id}).encode()
             served.append(request_line)
             if len(served) == 1:  # the first request gets a hint first, its answer after it
                 conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
                 time.sleep(0.3)  # a separate segment: not read along with the hint
             try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+                conn.sendall(json_answer({**PREDICTION, "id": prediction_id}))
             except OSError:  # the client gave up on this connection
                 return
 
-    threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setattr(plain_http, "_local", threading.local())
+    listener = raw_server(answer_each)
     try:
-        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN,
-                                     "REPLICATE_BASE_URL": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+        api = api_at(f"http://127.0.0.1:{listener.getsockname()[1]}")
         with pytest.raises(Transient):
             api.get("first")
         assert [api.get("second").id, api.get("third").id] == ["second", "third"]
@@ -318,13 +338,12 @@ def test_an_informational_answer_is_never_read_as_a_later_call_s_answer(monkeypa
         listener.close()
 
 
-def test_a_relative_next_page_cannot_move_the_token_to_another_origin(monkeypatch):
+def test_a_relative_next_page_cannot_move_the_token_to_another_origin():
     """A `next` that is not an absolute URL nor a path (":port/...", ".other.host/...", "@host/...")
     would change the origin once appended to the base URL."""
     elsewhere = Recorder()
-    monkeypatch.setattr(plain_http, "_local", threading.local())
     try:
-        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": "http://127.0.0.1"}))
+        api = api_at("http://127.0.0.1")
         with pytest.raises(Transient, match="another host"):
             api.list_page(f":{elsewhere.server_address[1]}/v1/predictions?cursor=c2")
         assert elsewhere.seen == []
@@ -336,7 +355,7 @@ def test_a_relative_next_page_cannot_move_the_token_to_another_origin(monkeypatc
 @pytest.mark.parametrize("next_url", [".evil.example/v1/predictions", "@evil.example/v1/predictions",
                                       "HTTPS://evil.example/v1/predictions"])
 def test_a_next_page_that_is_not_a_path_is_not_appended_to_the_base_url(next_url):
-    api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_BASE_URL": "https://api.replicate.com"}))
+    api = api_at("https://api.replicate.com")
     with pytest.raises(Transient, match="another host"):
         api._url(next_url)
 
@@ -357,7 +376,6 @@ def test_connecting_tries_no_further_address_once_the_call_s_deadline_has_passed
     silent = socket.create_server(("127.0.0.1", 0), backlog=0)
     filler = socket.create_connection(silent.getsockname())  # the queue's one place: later SYNs go unanswered
     second = socket.create_server(("127.0.0.1", 0))
-    monkeypatch.setattr(plain_http, "_local", threading.local())
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *args, **kwargs: [
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", silent.getsockname()),
         (socket.AF_INET, socket.SOCK_STREAM, 6, "", second.getsockname())])
@@ -372,7 +390,7 @@ def test_connecting_tries_no_further_address_once_the_call_s_deadline_has_passed
             each.close()
 
 
-def test_on_connect_refuses_an_https_peer_before_the_tls_hello_is_sent(monkeypatch):
+def test_on_connect_refuses_an_https_peer_before_the_tls_hello_is_sent():
     """The downloads' peer check (shared/output_hosts.py) must stop a connection to a private
     address before anything reaches it; over https the handshake's hello was sent first."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -395,7 +413,6 @@ def test_on_connect_refuses_an_https_peer_before_the_tls_hello_is_sent(monkeypat
 
     served = threading.Thread(target=serve, daemon=True)
     served.start()
-    monkeypatch.setattr(plain_http, "_local", threading.local())
     with pytest.raises(Refused):
         plain_http.request("GET", f"https://127.0.0.1:{listener.getsockname()[1]}/x.png",
                            deadline=time.monotonic() + 1.0, on_connect=refuse)
@@ -405,42 +422,28 @@ def test_on_connect_refuses_an_https_peer_before_the_tls_hello_is_sent(monkeypat
 
 
 @pytest.mark.parametrize("after_answer", ["closes", "sends more than it declared"])
-def test_a_kept_connection_the_server_closed_or_wrote_more_on_is_not_reused(monkeypatch, after_answer):
+def test_a_kept_connection_the_server_closed_or_wrote_more_on_is_not_reused(after_answer):
     """A server that says keep-alive and then closes: a POST written into that connection failed
     (never sent again, so a create waited for the next ping). One that sent bytes past its
     Content-Length: they were read as the next call's answer."""
-    listener = socket.create_server(("127.0.0.1", 0))
     connections, done = [], threading.Event()
 
-    def serve():
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            connections.append(conn)
-            reader = conn.makefile("rb")
-            request_line = reader.readline()
-            while reader.readline() not in (b"\r\n", b""):
-                pass
-            body = json.dumps({**PREDICTION, "id": request_line.split()[1].split(b"/")[3].decode()}).encode()
-            answer = b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-            conn.sendall(answer)
-            if after_answer == "closes":
-                reader.close()
-                conn.close()
-            else:  # after the answer was read (in one segment, it would be lost with the answer's buffer)
-                time.sleep(0.1)
-                forged = json.dumps({**PREDICTION, "id": "forged"}).encode()
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(forged)).encode()
-                             + b"\r\n\r\n" + forged)
-            done.set()  # on loopback the close or the bytes are at the client once sent
+    def answer_once(conn):
+        connections.append(conn)
+        reader = conn.makefile("rb")
+        request_line = read_request(reader)
+        conn.sendall(json_answer({**PREDICTION, "id": request_line.split()[1].split(b"/")[3].decode()}))
+        if after_answer == "closes":
+            reader.close()
+            conn.close()
+        else:  # after the answer was read (in one segment, it would be lost with the answer's buffer)
+            time.sleep(0.1)
+            conn.sendall(json_answer({**PREDICTION, "id": "forged"}))
+        done.set()  # on loopback the close or the bytes are at the client once sent
 
-    threading.Thread(target=serve, daemon=True).start()
-    monkeypatch.setattr(plain_http, "_local", threading.local())
+    listener = raw_server(answer_once)
     try:
-        api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN,
-                                     "REPLICATE_BASE_URL": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+        api = api_at(f"http://127.0.0.1:{listener.getsockname()[1]}")
         assert api.get("first").id == "first"
         assert done.wait(5)
         assert api.cancel("second").id == "second"
@@ -452,7 +455,6 @@ def test_a_kept_connection_the_server_closed_or_wrote_more_on_is_not_reused(monk
 
 
 def test_a_name_lookup_that_does_not_answer_ends_at_the_call_s_deadline(monkeypatch):
-    monkeypatch.setattr(plain_http, "_local", threading.local())
     released = threading.Event()
     looked_up = []
 
@@ -462,8 +464,7 @@ def test_a_name_lookup_that_does_not_answer_ends_at_the_call_s_deadline(monkeypa
         raise OSError("resolver gave up")
 
     monkeypatch.setattr(plain_http.socket, "getaddrinfo", hanging_lookup)
-    api = ReplicateAPI(Settings({"REPLICATE_API_TOKEN": TOKEN, "REPLICATE_TIMEOUT_S": "1",
-                                 "REPLICATE_BASE_URL": "https://api.replicate.example"}))
+    api = api_at("https://api.replicate.example", REPLICATE_TIMEOUT_S="1")
     try:
         # Without the bound the lookup's own failure would come after 30 s as "could not be reached".
         with pytest.raises(Transient, match="did not finish answering in time"):
