@@ -59,11 +59,13 @@ def _alive(conn: Connection) -> bool:
     return not readable
 
 
-def connection(dsn: str, application_name: str = "tryon") -> Connection:
+def connection(dsn: str, application_name: str = "tryon", *, probe: bool = True) -> Connection:
+    """This instance's connection. `probe` first checks the server has not dropped it (a select(),
+    no round trip); a read that will run again on a dropped connection can skip it."""
     if not dsn:
         raise ConfigError("DATABASE_URL is not set")
     conn = getattr(_local, "conn", None)
-    if conn is not None and (getattr(_local, "dsn", None) != dsn or not _alive(conn)):
+    if conn is not None and (getattr(_local, "dsn", None) != dsn or conn.closed or (probe and not _alive(conn))):
         with contextlib.suppress(Exception):
             conn.close()
         conn = None
@@ -119,28 +121,36 @@ class Database:
         """A hot read as a server-side prepared statement: planned once per connection.
         Behind a transaction pooler (pgbouncer), where the next statement may reach another
         server connection, it falls back to the plain query for the rest of this connection."""
-        names, positional = _positional(sql)
-        values = [params[n] for n in names]
+        try:
+            return self._prepared_once(name, sql, params)
+        except UNAVAILABLE:  # a read has no effects: once more, on a new connection
+            return self._prepared_once(name, sql, params)
 
-        def execute(cur: Cursor) -> None:
-            conn = cur.connection
-            prepared = _prepared_names(conn)
-            if prepared is None:
-                cur.execute(sql, params)
-                return
-            if name not in prepared:
+    def _prepared_once(self, name: str, sql: str, params: Row) -> list[Row]:
+        names, prepare, execute = _prepared_statement(name, sql)
+        # No probe: a poll pays for no select(); a dropped connection fails this read, which runs again.
+        conn = connection(self.dsn, self.application_name, probe=False)
+        try:
+            with conn.cursor() as cur:
+                prepared = _prepared_names(conn)
+                if prepared is None:
+                    cur.execute(sql, params)
+                    return rows(cur)
+                if name not in prepared:
+                    try:
+                        cur.execute(prepare)
+                    except psycopg2.errors.DuplicatePreparedStatement:
+                        pass
+                    prepared.add(name)
                 try:
-                    cur.execute(f"PREPARE {name} AS {positional}")
-                except psycopg2.errors.DuplicatePreparedStatement:
-                    pass
-                prepared.add(name)
-            try:
-                cur.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(values))})", values)
-            except psycopg2.errors.InvalidSqlStatementName:
-                _local.prepared = None  # a pooler moved us: plain queries from now on
-                cur.execute(sql, params)
-
-        return self._run(execute, read_only=True)
+                    cur.execute(execute, [params[n] for n in names])
+                except psycopg2.errors.InvalidSqlStatementName:
+                    _local.prepared = None  # a pooler moved us: plain queries from now on
+                    cur.execute(sql, params)
+                return rows(cur)
+        except UNAVAILABLE:
+            close()
+            raise
 
     def _run(self, execute: Callable[[Cursor], None], *, read_only: bool) -> list[Row]:
         try:
@@ -185,10 +195,11 @@ class Database:
 
 
 @functools.lru_cache(maxsize=64)
-def _positional(sql: str) -> tuple[list[str], str]:
-    """`%(name)s` parameters as PREPARE's `$1, $2...`: the names in order, and the rewritten SQL."""
+def _prepared_statement(name: str, sql: str) -> tuple[list[str], str, str]:
+    """`%(name)s` parameters as PREPARE's `$1, $2...`: the names in order, PREPARE and EXECUTE."""
     names = list(dict.fromkeys(_NAMED.findall(sql)))
-    return names, _NAMED.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
+    positional = _NAMED.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql)
+    return names, f"PREPARE {name} AS {positional}", f"EXECUTE {name} ({', '.join(['%s'] * len(names))})"
 
 
 def _is_select(sql: str) -> bool:

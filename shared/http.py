@@ -123,14 +123,18 @@ def cors_headers(origins: tuple[str, ...], request_origin: str | None) -> dict[s
     return {"Vary": "Origin"}
 
 
+# Every answer's headers, before CORS and the response's own.
+_HEADERS = {
+    "Content-Type": "application/json; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Access-Control-Expose-Headers": "Retry-After",
+}
+
+
 def to_event_response(response: Response, cors: dict[str, str]) -> dict[str, Any]:
-    headers = {
-        "Content-Type": "application/json; charset=utf-8",
-        "Cache-Control": "no-store",
-        "Access-Control-Expose-Headers": "Retry-After",
-        **cors,
-        **response.headers,
-    }
+    headers = {**_HEADERS, **cors}
+    if response.headers:
+        headers.update(response.headers)
     return {
         "statusCode": response.status,
         "headers": headers,
@@ -145,8 +149,7 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
 
     def wrap(fn: Callable[[Request], Any]) -> Callable[..., dict[str, Any]]:
         def handler(event: Any, context: Any = None) -> dict[str, Any]:
-            log.reset()
-            log.bind(function=name)
+            log.reset(function=name)
             origins: tuple[str, ...] = ("*",)
             request_origin = None
             started = time.monotonic()

@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
 from typing import Any
 
@@ -23,8 +24,9 @@ def bind(**fields: Any) -> None:
     _invocation.set({**_invocation.get(), **fields})
 
 
-def reset() -> None:
-    _invocation.set(MappingProxyType({}))
+def reset(**fields: Any) -> None:
+    """A new invocation: its lines carry `fields` (and what is bound later), nothing from the last one."""
+    _invocation.set(fields)
 
 
 # Replicate tokens, webhook secrets, data URIs' payloads, and passwords in URLs.
@@ -59,10 +61,14 @@ def invocation(status: int, duration_ms: float) -> None:
     general encoder and the redaction pass: this runs on every status poll."""
     bound = _invocation.get()
     sys.stdout.write(
-        f'{{"ts": {time.time():.3f}, "event": "invocation", "function": {json.dumps(bound.get("function"))}, '
-        f'"request_id": {json.dumps(bound.get("request_id"))}, "status": {status}, '
+        f'{{"ts": {time.time():.3f}, "event": "invocation", "function": {_json_text(bound.get("function"))}, '
+        f'"request_id": {_json_text(bound.get("request_id"))}, "status": {status}, '
         f'"duration_ms": {duration_ms:.1f}}}\n')
     sys.stdout.flush()
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 def trace(error: BaseException | None = None) -> str:

@@ -3,10 +3,10 @@ the database, so it never imports the replicate client, httpx, requests or boto3
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 from shared.db import Database
+from shared.lazy import once
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,17 +18,17 @@ class Services:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    @cached_property
+    @once
     def db(self) -> Database:
         return Database(self.settings.database_url)
 
-    @cached_property
+    @once
     def replicate(self) -> ReplicateAPI:
         from shared.replicate_api import ReplicateAPI
 
         return ReplicateAPI(self.settings)
 
-    @cached_property
+    @once
     def storage(self) -> Store | None:
         """S3 or a local folder; None when neither is configured (images stay where they are)."""
         from shared import storage

@@ -4,9 +4,12 @@ so a status poll reads the four it needs, not all thirty."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
-from typing import Generic, TypeVar, overload
+from typing import TypeVar
+
+from shared.lazy import once
 
 DEFAULT_MODEL = "cuuupid/idm-vton"
 DEFAULT_VERSION = "0452664a003fbcc9bd2b9dbe31207b6bde4fb33932a226d67b72a28e5306bf77"
@@ -20,25 +23,16 @@ class ConfigError(RuntimeError):
 T = TypeVar("T")
 
 
-class _setting(Generic[T]):
-    """Read on first use, then stored on the instance (no lock: one invocation, one thread)."""
+class _setting(once[T]):
+    """A setting: read from the environment and checked on first use, then kept on the instance."""
 
     def __init__(self, read: Callable[[Settings], T]):
-        self.read = read
+        super().__init__(read)
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
 
-    @overload
-    def __get__(self, settings: None, owner: type | None = None) -> _setting[T]: ...
-    @overload
-    def __get__(self, settings: Settings, owner: type | None = None) -> T: ...
-
-    def __get__(self, settings: Settings | None, owner: type | None = None) -> T | _setting[T]:
-        if settings is None:
-            return self
-        value = settings.__dict__[self.name] = self.read(settings)
-        return value
+@functools.lru_cache(maxsize=8)  # every call reads it, and an instance sees one value
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip()) or ("*",)
 
 
 class Settings:
@@ -153,10 +147,7 @@ class Settings:
     replicate_reads_per_second = _setting(lambda self: self._float("REPLICATE_READS_PER_SECOND", 40.0))
     replicate_creates_per_second = _setting(lambda self: self._float("REPLICATE_CREATES_PER_SECOND", 8.0))
 
-    @_setting
-    def allowed_origins(self) -> tuple[str, ...]:
-        origins = tuple(o.strip().rstrip("/") for o in self._env.get("ALLOWED_ORIGINS", "*").split(",") if o.strip())
-        return origins or ("*",)
+    allowed_origins = _setting(lambda self: _origins(self._env.get("ALLOWED_ORIGINS", "*")))
 
     @_setting
     def output_hosts(self) -> tuple[str, ...]:

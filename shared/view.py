@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import functools
-from functools import cached_property
 from typing import Any
 
 from shared import queries
 from shared.db import Database
 from shared.errors import TaskNotFound, WrongState
+from shared.lazy import once
 from shared.services import Services
 from shared.states import WHEN_ALLOWED, Action, Status, allowed_actions
 from shared.task import Task, parse_garments
@@ -20,7 +20,7 @@ class TaskView:
         self.row = row  # the task's columns (the first joined row)
         self.steps = steps  # the latest attempt of each step that has one
 
-    @cached_property
+    @once
     def task(self) -> Task:
         """Typed, for the buttons; a status poll reads the row itself (a poll's Python is most
         of its cost, and it needs a few columns)."""

@@ -33,15 +33,32 @@ def terminate(env, pid):
         admin.close()
 
 
-def test_a_connection_the_server_dropped_while_idle_is_replaced_before_use(fn, sim, env, monkeypatch):
+def test_a_connection_the_server_dropped_while_idle_is_replaced_before_a_write(fn, sim, env, monkeypatch):
     task_id = fn.start(look(1)).body["task_id"]
     old = backend_pid()
     terminate(env, old)
-    statements = []
-    real_run_once = db.Database._run_once
-    monkeypatch.setattr(db.Database, "_run_once", lambda self, execute: statements.append(1) or real_run_once(self, execute))
-    assert fn.status(task_id).status == 200
-    assert statements == [1]  # noticed before the first statement: no failed attempt
+    probes = []
+    real_alive = db._alive
+    monkeypatch.setattr(db, "_alive", lambda conn: probes.append(1) or real_alive(conn))
+    reply = fn.worker()  # its first statement is the claim, a write: it must not meet the dead connection
+    assert reply.status == 200 and reply.body["started"] == 1
+    assert probes  # the claim's connection was looked at first
+    assert backend_pid() != old
+    assert fn.status(task_id).body["status"] == "processing"
+
+
+def test_a_status_poll_skips_the_probe_and_reads_again_on_a_new_connection(fn, sim, env, monkeypatch):
+    """A poll pays for no select(): a dropped connection fails its read, which runs once more."""
+    task_id = fn.start(look(1)).body["task_id"]
+    old = backend_pid()
+    terminate(env, old)
+    probes, connects = [], []
+    real_connect = db._connect
+    monkeypatch.setattr(db, "_alive", lambda conn: probes.append(1) or True)
+    monkeypatch.setattr(db, "_connect", lambda *args: connects.append(1) or real_connect(*args))
+    reply = fn.status(task_id)
+    assert reply.status == 200 and reply.body["status"] == "pending"
+    assert probes == [] and connects == [1]
     assert backend_pid() != old
 
 
