@@ -53,8 +53,9 @@ def _local_http_origin(base_url: str) -> str | None:
 
 
 class OutputHosts(NamedTuple):
-    names: frozenset[str]  # https hosts allowed besides Replicate's delivery domains
+    names: frozenset[str]  # https hosts allowed on port 443 besides Replicate's delivery domains
     local_origin: str | None = None  # the simulator's origin, allowed over http to local addresses
+    storage_origin: str | None = None  # the storage's public origin, on whatever port it names
 
     @classmethod
     def of(cls, replicate_base_url: str, storage_public_url: str | None, output_hosts: tuple[str, ...]) -> OutputHosts:
@@ -62,7 +63,8 @@ class OutputHosts(NamedTuple):
         storage_host = urlsplit(storage_public_url or "").hostname
         if storage_host:
             names.add(storage_host.lower())
-        return cls(frozenset(names), _local_http_origin(replicate_base_url))
+        storage_origin = _origin(storage_public_url) if storage_public_url else None
+        return cls(frozenset(names), _local_http_origin(replicate_base_url), storage_origin)
 
     def is_local(self, url: str) -> bool:
         """Whether `url` is the local simulator's (its addresses are then not checked)."""
@@ -82,7 +84,15 @@ class OutputHosts(NamedTuple):
         if not (host == REPLICATE_DELIVERY or host.endswith("." + REPLICATE_DELIVERY) or host in self.names):
             raise DownloadError(f"the image is on {host}, which is not an allowed image host "
                                 "(Replicate's, this site's storage or OUTPUT_HOSTS)", transient=False)
-        for address in _resolve(host, parts.port or 443, seconds):
+        origin = _origin(url)
+        if origin is None:
+            raise DownloadError(f"the image URL's port cannot be read ({_shown(url)})", transient=False)
+        port = int(origin.rsplit(":", 1)[1])
+        # An allowed host's other ports are other services (an admin panel, a debug server).
+        if port != 443 and origin != self.storage_origin:
+            raise DownloadError(f"the image URL names port {port} on {host}; only 443 (or the storage's own "
+                                "public URL) is allowed", transient=False)
+        for address in _resolve(host, port, seconds):
             if not _is_public(address):
                 raise DownloadError(f"the image host {host} resolves to a private address", transient=False)
 

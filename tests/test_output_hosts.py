@@ -154,6 +154,12 @@ def test_a_delivery_host_resolving_to_any_non_public_address_is_refused(resolver
     ("https://files.example.com/looks/a.png", True),  # the storage's public host
     ("https://cdn.example.org/a.png", True),           # OUTPUT_HOSTS
     ("https://other.example.org/a.png", False),
+    ("https://pbxt.replicate.delivery:443/a.png", True),   # 443 named
+    ("https://pbxt.replicate.delivery:8443/a.png", False),  # an allowed host's other ports are other services
+    ("https://cdn.example.org:22/a.png", False),
+    ("https://files.example.com:9000/looks/a.png", False),  # the storage's host, not its public URL's port
+    ("https://pbxt.replicate.delivery:99999/a.png", False),  # no such port
+    ("https://pbxt.replicate.delivery:x/a.png", False),
 ])
 def test_allowed_hosts_are_replicates_the_storages_and_output_hosts(resolver, url, allowed):
     resolver.append("151.101.1.1")
@@ -165,6 +171,16 @@ def test_allowed_hosts_are_replicates_the_storages_and_output_hosts(resolver, ur
         with pytest.raises(DownloadError) as caught:
             hosts.check(url, 5.0)
         assert not caught.value.transient
+
+
+def test_the_storages_public_url_may_name_its_own_port(resolver):
+    resolver.append("151.101.1.1")
+    hosts = OutputHosts.of("", "https://files.example.com:9443/looks", ())
+    hosts.check("https://files.example.com:9443/looks/a.png", 5.0)
+    hosts.check("https://files.example.com/looks/a.png", 5.0)  # its host on 443 too
+    with pytest.raises(DownloadError) as caught:
+        hosts.check("https://files.example.com:9444/looks/a.png", 5.0)
+    assert not caught.value.transient and "port 9444" in str(caught.value)
 
 
 def test_a_step_whose_output_redirects_to_the_metadata_service_fails_as_output_unusable(redirects, tmp_path):
