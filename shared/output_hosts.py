@@ -8,6 +8,7 @@ http URL (tests and `make run`)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import concurrent.futures
 
 REPLICATE_DELIVERY = "replicate.delivery"  # and its subdomains (pbxt.replicate.delivery, ...)
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")  # what http.client refuses in a request line
 
 
 def _origin(url: str) -> str | None:
@@ -76,6 +78,8 @@ class OutputHosts(NamedTuple):
         parts = urlsplit(url)
         if "@" in parts.netloc:  # http.client would take it for part of the host: never fetchable
             raise DownloadError("the image URL carries credentials", transient=False)
+        if _UNSENDABLE.search(url):  # http.client refuses to send them: never fetchable either
+            raise DownloadError(f"the image URL has spaces or control characters ({_shown(url)!r})", transient=False)
         if self.is_local(url):
             return
         host = (parts.hostname or "").lower()

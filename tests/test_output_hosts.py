@@ -207,3 +207,14 @@ def test_an_image_url_with_credentials_fails_for_good(resolver, url):
     with pytest.raises(DownloadError) as caught:
         download(url, max_bytes=1 << 20, hosts=OutputHosts.of("", None, ()), timeout=5.0)
     assert caught.value.transient is False and "credentials" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["https://pbxt.replicate.delivery/a b.png", "https://pbxt.replicate.delivery/a\x7f.png",
+                                 "https://pbxt.replicate.delivery/a.png?x=\n"])
+def test_an_image_url_no_request_line_can_carry_fails_for_good(resolver, url):
+    """http.client refuses control characters and spaces: it was a transient error, tried again at
+    every check until the step's deadline."""
+    resolver.append("151.101.1.1")
+    with pytest.raises(DownloadError) as caught:
+        download(url, max_bytes=1 << 20, hosts=OutputHosts.of("", None, ()), timeout=5.0)
+    assert caught.value.transient is False and "spaces or control characters" in str(caught.value)
