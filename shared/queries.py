@@ -255,7 +255,7 @@ SELECT t.id, t.user_id, t.status, t.prediction_id, t.current_step, t.total_steps
        (t.updated_at::timestamptz AT TIME ZONE 'UTC')::text AS updated_at,
        s.step, s.attempt, s.status AS step_status, s.prediction_id AS step_prediction_id,
        s.image_url, s.error, s.error_code AS step_error_code, s.progress_percent, s.model,
-       EXTRACT(EPOCH FROM (NOW() - s.started_at)) AS step_elapsed_s,
+       EXTRACT(EPOCH FROM (NOW() - s.started_at))::float8 AS step_elapsed_s,  -- a float, not a Decimal to build
        (s.started_at AT TIME ZONE 'UTC')::text AS started_at,
        (s.completed_at AT TIME ZONE 'UTC')::text AS completed_at
 FROM replicate_tasks t
