@@ -50,3 +50,20 @@ def test_on_a_desktop_a_ready_steps_buttons_are_all_above_the_fold(page, devserv
         assert off_screen == [], where
         page.evaluate("window.scrollTo(0, 0)")
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+@pytest.mark.parametrize("width,height", [(1024, 768), (900, 700)])
+def test_on_a_laptop_a_ready_steps_buttons_are_all_on_screen_where_the_page_scrolled(page, devserver, images, lang,
+                                                                                    width, height):
+    # Between the phone layout and the side column (821-1099 px), Share and New look sat under the
+    # image, below a 1024 x 768 screen's fold.
+    page.set_viewport_size({"width": width, "height": height})
+    open_ready_look(page, devserver, images, lang)
+    page.locator("#step-image:not([hidden])").wait_for()
+    page.wait_for_function("!document.querySelector('#step-image').classList.contains('dim')")
+    shown = page.locator(".actions > :not([hidden]), .more-actions > :not([hidden])")
+    names = [shown.nth(index).get_attribute("data-testid") for index in range(shown.count())]
+    assert {"continue", "finish", "share", "new-look"} <= set(names)
+    assert [name for name in names if not in_viewport(page, page.get_by_test_id(name))] == []
+    assert page.console_errors == []
