@@ -19,17 +19,18 @@ if TYPE_CHECKING:
     import concurrent.futures
 
 REPLICATE_DELIVERY = "replicate.delivery"  # and its subdomains (pbxt.replicate.delivery, ...)
-_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")  # what http.client refuses in a request line
+_UNSENDABLE_HOST = re.compile(r"[\x00-\x20\x7f]")  # a name may be non-ASCII (IDNA)
+_UNSENDABLE_PATH = re.compile(r"[^\x21-\x7e]")
 
 
 def _origin(url: str) -> str | None:
     try:
         parts = urlsplit(url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        port = parts.port if parts.port is not None else {"http": 80, "https": 443}.get(parts.scheme.lower())
     except ValueError:
         return None
     host = (parts.hostname or "").lower()
-    return f"{parts.scheme.lower()}://{host}:{port}" if host and port else None
+    return f"{parts.scheme.lower()}://{host}:{port}" if host and port is not None else None
 
 
 def _is_public(address: str) -> bool:
@@ -78,8 +79,11 @@ class OutputHosts(NamedTuple):
         parts = urlsplit(url)
         if "@" in parts.netloc:  # http.client would take it for part of the host: never fetchable
             raise DownloadError("the image URL carries credentials", transient=False)
-        if _UNSENDABLE.search(url):  # http.client refuses to send them: never fetchable either
-            raise DownloadError(f"the image URL has spaces or control characters ({_shown(url)!r})", transient=False)
+        # What http.client would refuse to send (urlsplit has already dropped tabs and newlines):
+        # never fetchable either.
+        if _UNSENDABLE_HOST.search(parts.netloc) or _UNSENDABLE_PATH.search(parts.path + parts.query):
+            raise DownloadError(f"the image URL has spaces, control or non-ASCII characters ({_shown(url)!r})",
+                                transient=False)
         if self.is_local(url):
             return
         host = (parts.hostname or "").lower()

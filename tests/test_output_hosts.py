@@ -160,6 +160,7 @@ def test_a_delivery_host_resolving_to_any_non_public_address_is_refused(resolver
     ("https://files.example.com:9000/looks/a.png", False),  # the storage's host, not its public URL's port
     ("https://pbxt.replicate.delivery:99999/a.png", False),  # no such port
     ("https://pbxt.replicate.delivery:x/a.png", False),
+    ("https://pbxt.replicate.delivery:0/a.png", False),  # not "no port"
 ])
 def test_allowed_hosts_are_replicates_the_storages_and_output_hosts(resolver, url, allowed):
     resolver.append("151.101.1.1")
@@ -210,11 +211,20 @@ def test_an_image_url_with_credentials_fails_for_good(resolver, url):
 
 
 @pytest.mark.parametrize("url", ["https://pbxt.replicate.delivery/a b.png", "https://pbxt.replicate.delivery/a\x7f.png",
-                                 "https://pbxt.replicate.delivery/a.png?x=\n"])
+                                 "https://pbxt.replicate.delivery/a.png?x=\x00", "https://pbxt.replicate.delivery/ф.png"])
 def test_an_image_url_no_request_line_can_carry_fails_for_good(resolver, url):
     """http.client refuses control characters and spaces: it was a transient error, tried again at
     every check until the step's deadline."""
     resolver.append("151.101.1.1")
     with pytest.raises(DownloadError) as caught:
         download(url, max_bytes=1 << 20, hosts=OutputHosts.of("", None, ()), timeout=5.0)
-    assert caught.value.transient is False and "spaces or control characters" in str(caught.value)
+    assert caught.value.transient is False and "spaces, control or non-ASCII characters" in str(caught.value)
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\t", "\r\n"])
+def test_an_output_url_ending_in_a_newline_is_still_fetched(redirects, suffix):
+    """urlsplit drops tabs and newlines, so what is sent is the clean URL (a model's output string
+    may end in a newline)."""
+    base, _ = redirects
+    data, _ = download(base + "/hop/0" + suffix, max_bytes=1 << 20, hosts=OutputHosts.of(base, None, ()), timeout=5.0)
+    assert data == png_bytes()
