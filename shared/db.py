@@ -29,6 +29,9 @@ Row = dict[str, Any]  # a result row by column name
 
 # Errors that mean "the database is unreachable or went away": answered as 503 + Retry-After.
 UNAVAILABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# Among them, a statement or lock wait that ran out of time: the connection is fine, and running
+# the statement again would only double the wait (and the load that caused it).
+TIMED_OUT = (psycopg2.errors.QueryCanceled, psycopg2.errors.LockNotAvailable)
 
 
 def _connect(dsn: str, application_name: str) -> Connection:
@@ -77,6 +80,11 @@ def connection(dsn: str, application_name: str = "tryon", *, probe: bool = True)
     return conn
 
 
+def _drop_unless_timed_out(error: Exception) -> None:
+    if not isinstance(error, TIMED_OUT):
+        close()
+
+
 def close() -> None:
     """Closes this instance's connection (tests and process shutdown)."""
     conn = getattr(_local, "conn", None)
@@ -123,7 +131,9 @@ class Database:
         server connection, it falls back to the plain query for the rest of this connection."""
         try:
             return self._prepared_once(name, sql, params)
-        except UNAVAILABLE:  # a read has no effects: once more, on a new connection
+        except UNAVAILABLE as error:  # a read has no effects: once more, on a new connection
+            if isinstance(error, TIMED_OUT):
+                raise
             return self._prepared_once(name, sql, params)
 
     def _prepared_once(self, name: str, sql: str, params: Row) -> list[Row]:
@@ -148,18 +158,18 @@ class Database:
                     _local.prepared = None  # a pooler moved us: plain queries from now on
                     cur.execute(sql, params)
                 return rows(cur)
-        except UNAVAILABLE:
-            close()
+        except UNAVAILABLE as error:
+            _drop_unless_timed_out(error)
             raise
 
     def _run(self, execute: Callable[[Cursor], None], *, read_only: bool) -> list[Row]:
         try:
             return self._run_once(execute)
-        except UNAVAILABLE:
+        except UNAVAILABLE as error:
             # The connection died under us (the server restarted or dropped it a moment ago).
             # A read has no effects, so it is safe to run once more on a new connection; a write
             # is not retried: it may have committed, and the caller answers 503 instead.
-            if not read_only:
+            if not read_only or isinstance(error, TIMED_OUT):
                 raise
         return self._run_once(execute)
 
@@ -170,8 +180,8 @@ class Database:
             with conn.cursor() as cur:
                 execute(cur)
                 return rows(cur)
-        except UNAVAILABLE:
-            close()
+        except UNAVAILABLE as error:
+            _drop_unless_timed_out(error)
             raise
 
     @contextlib.contextmanager
@@ -189,8 +199,8 @@ class Database:
                         cur.execute("ROLLBACK")
                     raise
                 cur.execute("COMMIT")
-        except UNAVAILABLE:
-            close()
+        except UNAVAILABLE as error:
+            _drop_unless_timed_out(error)
             raise
 
 

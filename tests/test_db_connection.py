@@ -2,6 +2,7 @@
 
 
 import psycopg2
+import pytest
 
 from shared import db
 from tests.conftest import look, wait_until
@@ -80,3 +81,53 @@ def test_a_write_on_a_connection_that_dies_is_not_retried_and_answers_503(fn, si
     assert sim.stats["create_calls"] == 0
     assert fn.status(task_id).body["status"] == "pending"
     assert fn.worker().body["started"] == 1  # the next ping, on a new connection
+
+
+def _lock_tasks(env):
+    """An admin connection holding the tasks table locked (its transaction left open): every read
+    of it waits for the lock."""
+    admin = psycopg2.connect(env["DATABASE_URL"])
+    with admin.cursor() as cur:
+        cur.execute("LOCK TABLE replicate_tasks IN ACCESS EXCLUSIVE MODE")
+    return admin
+
+
+def test_a_poll_whose_lock_wait_runs_out_is_answered_503_once_and_keeps_its_connection(fn, sim, env, monkeypatch):
+    """A lock or statement timeout is not a dropped connection: reading again would double the wait."""
+    task_id = fn.start(look(1)).body["task_id"]
+    pid = backend_pid()
+    with db._local.conn.cursor() as cur:
+        cur.execute("SET lock_timeout = 200")
+    attempts, connects = [], []
+    real_prepared_once, real_connect = db.Database._prepared_once, db._connect
+    monkeypatch.setattr(db.Database, "_prepared_once", lambda self, *args: attempts.append(1) or real_prepared_once(self, *args))
+    monkeypatch.setattr(db, "_connect", lambda *args: connects.append(1) or real_connect(*args))
+    admin = _lock_tasks(env)
+    try:
+        reply = fn.status(task_id)
+    finally:
+        admin.rollback()
+        admin.close()
+    assert reply.status == 503 and reply.body["code"] == "database_unavailable"
+    assert attempts == [1] and connects == []
+    assert backend_pid() == pid
+    assert fn.status(task_id).status == 200
+
+
+def test_a_plain_read_whose_lock_wait_runs_out_is_not_run_again(fn, sim, env, monkeypatch):
+    fn.start(look(1))
+    pid = backend_pid()
+    with db._local.conn.cursor() as cur:
+        cur.execute("SET lock_timeout = 200")
+    attempts = []
+    real_run_once = db.Database._run_once
+    monkeypatch.setattr(db.Database, "_run_once", lambda self, execute: attempts.append(1) or real_run_once(self, execute))
+    admin = _lock_tasks(env)
+    try:
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            db.Database(env["DATABASE_URL"]).all("SELECT count(*) AS n FROM replicate_tasks")
+    finally:
+        admin.rollback()
+        admin.close()
+    assert attempts == [1]
+    assert backend_pid() == pid
