@@ -2,7 +2,7 @@
 query with the step history, JSON response) against a raw primary-key SELECT through psycopg2 on
 the same database and connection, interleaved call by call in one run.
 
-    .venv/bin/python -m bench.status_overhead [--calls 3000] [--database-url URL]
+    .venv/bin/python -m bench.status_overhead [--rounds 5] [--calls 3000] [--database-url URL]
 
 Without --database-url it starts an embedded PostgreSQL in a temporary folder. Goal: median
 handler call at most 1.3x the raw query (issue 13). Also timed, interleaved with both: the status

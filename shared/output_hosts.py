@@ -1,7 +1,8 @@
 """Where a finished step's image may be fetched from. A prediction's output URL, and every redirect
 after it, must be https on Replicate's delivery domains, the configured storage's public host or an
-OUTPUT_HOSTS name, and must resolve to public addresses only: otherwise an output URL (or a
-redirect) could make the checker fetch from our own network and store what it got.
+OUTPUT_HOSTS name, on port 443 (or the storage public URL's own port), and must resolve to public
+addresses only: otherwise an output URL (or a redirect) could make the checker fetch from our own
+network and store what it got.
 The local simulator's own origin is the one exception, and only while REPLICATE_BASE_URL is a local
 http URL (tests and `make run`)."""
 

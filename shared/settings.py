@@ -1,6 +1,6 @@
 """Settings from the environment. Each invocation makes a new `Settings`, so it always sees the
 current environment; each value is read and checked the first time the invocation asks for it,
-so a status poll reads the four it needs, not all thirty."""
+so a status poll reads the two or three it needs, not all forty-odd."""
 
 from __future__ import annotations
 
