@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from shared import log
-from shared.db import Database
+from shared.db import UNAVAILABLE, Database
 from shared.look_queries import RECORD_END
 from shared.progress import percent_from_logs
 from shared.states import Outcome, Status
@@ -120,9 +120,12 @@ def apply_all(db: Database, checked: list[tuple[Task, Observation]]) -> list[Out
 
 def apply_isolated(db: Database, checked: list[tuple[Task, Observation]]) -> list[Outcome]:
     """The batch in one go; should it fail (a bug, a row the schema refuses), one by one, so that
-    one prediction's trouble never holds back the others."""
+    one prediction's trouble never holds back the others. Not when the database is down or timed
+    out: each write would fail or wait the same, and the next ping applies them all."""
     try:
         return apply_all(db, checked)
+    except UNAVAILABLE:
+        raise
     except Exception as error:
         log.event("check_batch_error", size=len(checked), error=type(error).__name__)
     outcomes = []

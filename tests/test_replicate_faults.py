@@ -191,6 +191,29 @@ def test_an_unexpected_error_in_one_check_is_logged_with_its_trace_and_the_other
     assert error["task_id"] == tasks[0] and "KeyError: 'a bug'" in error["trace"]
 
 
+def test_a_database_timeout_on_the_batch_write_is_not_retried_one_by_one(fn, sim, monkeypatch):
+    """One by one is for one bad row; a lock or statement timeout would make each write wait again."""
+    from shared import step_end
+
+    tasks = [fn.start(look(1), user=f"u{i}").body["task_id"] for i in range(3)]
+    fn.worker()
+    wait_until(sim.wait_idle)
+    real_apply_all = step_end.apply_all
+    calls = []
+
+    def timed_out(db, checked):
+        calls.append(len(checked))
+        raise psycopg2.errors.LockNotAvailable("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(step_end, "apply_all", timed_out)
+    reply = fn.checker()
+    assert reply.status == 503 and reply.body["code"] == "database_unavailable"
+    assert calls == [3]
+    monkeypatch.setattr(step_end, "apply_all", real_apply_all)
+    for i, task_id in enumerate(tasks):  # later pings apply them
+        assert drive(fn, task_id, "completed", user=f"u{i}")["status"] == "completed"
+
+
 @pytest.mark.parametrize("looks", [1, 3])
 def test_a_bug_while_observing_one_prediction_is_logged_and_the_others_go_on(fn, sim, monkeypatch, capsys, looks):
     """Alone (observed in the checker's own thread) or among others (in the pool)."""
