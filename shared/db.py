@@ -43,6 +43,10 @@ def _connect(dsn: str, application_name: str) -> Connection:
         keepalives_idle=30,
         keepalives_interval=10,
         keepalives_count=3,
+        # A connection a NAT or a failover silently dropped: data it sent that goes unacknowledged
+        # for 10 s ends it (an error, and a read runs again on a new one) instead of a wait until
+        # the kernel gives up, minutes later. Keepalives alone only cover an idle connection.
+        tcp_user_timeout=10000,
         # A statement or lock wait must never outlive the function's own timeout.
         options="-c statement_timeout=15000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000",
     )

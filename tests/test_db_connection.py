@@ -1,6 +1,13 @@
 """Warm invocations reuse one connection; a dropped one is replaced; none is left mid-transaction."""
 
 
+import os
+import socket
+import socketserver
+import threading
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
 import psycopg2
 import psycopg2.extensions
 import pytest
@@ -145,3 +152,45 @@ def test_a_statement_timeout_inside_a_transaction_rolls_back_and_keeps_the_conne
     assert db._local.conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
     assert backend_pid() == pid
     assert fn.status(task_id).status == 200  # rolled back: still the shopper's look
+
+
+def test_a_tcp_connection_gives_up_on_unacknowledged_data_after_ten_seconds(env):
+    """Over TCP (as to a managed database or a pooler), the socket carries TCP_USER_TIMEOUT, so a
+    connection dropped without a word fails within 10 s instead of when the kernel gives up."""
+    unix_dir = parse_qs(urlsplit(env["DATABASE_URL"]).query)["host"][0]
+    unix_path = str(next(Path(unix_dir).glob(".s.PGSQL.*")))  # the embedded server listens here only
+
+    class Forward(socketserver.BaseRequestHandler):
+        def handle(self):
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(unix_path)
+
+            def pump(source, sink):
+                while data := source.recv(65536):
+                    sink.sendall(data)
+                sink.close()
+
+            threading.Thread(target=pump, args=(upstream, self.request), daemon=True).start()
+            pump(self.request, upstream)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Forward)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        parts = urlsplit(env["DATABASE_URL"])
+        dsn = f"postgresql://{parts.username}@127.0.0.1:{server.server_address[1]}{parts.path}"
+        conn = db._connect(dsn, "tryon-test")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                assert cur.fetchone() == (1,)
+            sock = socket.socket(fileno=os.dup(conn.fileno()))
+            try:
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 10000
+            finally:
+                sock.close()
+        finally:
+            conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
