@@ -7,7 +7,8 @@ the same database and connection, interleaved call by call in one run.
 Without --database-url it starts an embedded PostgreSQL in a temporary folder. Goal: median
 handler call at most 1.3x the raw query (issue 13). Also timed, interleaved with both: the status
 query alone (EXECUTE of the handler's prepared join and fetchall, nothing around it), which
-splits the handler's time into its statement and its Python.
+splits the handler's time into its statement and its Python; and the handler's core alone (its
+read, the body and its JSON encoding, no wrapper around them), which shows what the rest costs.
 
 Memory: a warm status instance (a fresh process with the status function unpacked from
 `make package`, nothing else imported) answers --calls polls of that task; its resident set
@@ -80,10 +81,17 @@ def run(database_url: str, calls: int) -> dict:
         response = handler(event, None)
         assert response["statusCode"] == 200
 
+    from shared import http, view
+
+    database = db.Database(database_url)
+
+    def core_call():  # the handler's own read, body and encoding, without the wrapper and checks around them
+        http.to_event_response(http.Response(200, view.body(view.load_owned(database, task_id, "bench"))), {})
+
     import contextlib
     import io
 
-    timed = {"handler": handler_call, "raw": raw_query, "view query": view_query}
+    timed = {"handler": handler_call, "raw": raw_query, "view query": view_query, "core": core_call}
     times: dict[str, list[float]] = {name: [] for name in timed}
     with contextlib.redirect_stdout(io.StringIO()):  # the handler's log line per call
         for _ in range(200):  # warm every path
@@ -161,16 +169,19 @@ def main() -> None:
                 server.cleanup()
     print(f"status overhead: {args.rounds} rounds of {args.calls} interleaved calls each (medians per round)")
     print(f"{'round':>5}{'raw SELECT us':>15}{'handler us':>12}{'ratio':>8}{'its query alone us':>20}{'ratio':>8}")
-    ratios, query_ratios = [], []
+    ratios, query_ratios, core_ratios = [], [], []
     for number, result in enumerate(results, start=1):
         ratios.append(result["handler"] / result["raw"])
         query_ratios.append(result["view query"] / result["raw"])
+        core_ratios.append(result["core"] / result["raw"])
         print(f"{number:>5}{result['raw'] * 1e6:>15.1f}{result['handler'] * 1e6:>12.1f}{ratios[-1]:>7.2f}x"
               f"{result['view query'] * 1e6:>20.1f}{query_ratios[-1]:>7.2f}x")
     median = statistics.median(ratios)
     print(f"median ratio {median:.2f}x   goal <= 1.3x: {'met' if median <= 1.3 else 'NOT met'}")
     print(f"the status query alone (EXECUTE of the prepared join, fetchall, no Python around it): "
           f"{statistics.median(query_ratios):.2f}x the raw SELECT; the rest of the handler's time is its Python")
+    print(f"its read, body and JSON encoding alone (no wrapper, checks or log line around them): "
+          f"{statistics.median(core_ratios):.2f}x the raw SELECT")
     rss = statistics.median(result["memory"]["VmRSS"] for result in results) / 1024
     peak = statistics.median(result["memory"]["VmHWM"] for result in results) / 1024
     print(f"memory: a warm status instance after {args.calls} polls, median of {args.rounds} fresh instances: "
