@@ -1,6 +1,7 @@
 """Warm invocations reuse one connection; a dropped one is replaced; none is left mid-transaction."""
 
 
+import contextlib
 import os
 import socket
 import socketserver
@@ -165,13 +166,18 @@ def test_a_tcp_connection_gives_up_on_unacknowledged_data_after_ten_seconds(env)
             upstream = socket.socket(socket.AF_UNIX)
             upstream.connect(unix_path)
 
-            def pump(source, sink):
-                while data := source.recv(65536):
-                    sink.sendall(data)
-                sink.close()
+            def pump(source, sink):  # until either side hangs up
+                with contextlib.suppress(OSError):
+                    while data := source.recv(65536):
+                        sink.sendall(data)
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
 
-            threading.Thread(target=pump, args=(upstream, self.request), daemon=True).start()
+            back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+            back.start()
             pump(self.request, upstream)
+            back.join(timeout=5)
+            upstream.close()
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Forward)
     server.daemon_threads = True
