@@ -115,9 +115,6 @@ class Database:
         self.dsn = dsn
         self.application_name = application_name
 
-    def _conn(self) -> Connection:
-        return connection(self.dsn, self.application_name)
-
     def one(self, sql: str, params: Any = None) -> Row | None:
         found = self.all(sql, params)
         return found[0] if found else None
@@ -133,53 +130,42 @@ class Database:
         """A hot read as a server-side prepared statement: planned once per connection.
         Behind a transaction pooler (pgbouncer), where the next statement may reach another
         server connection, it falls back to the plain query for the rest of this connection."""
-        try:
-            return self._prepared_once(name, sql, params)
-        except UNAVAILABLE as error:  # a read has no effects: once more, on a new connection
-            if isinstance(error, TIMED_OUT):
-                raise
-            return self._prepared_once(name, sql, params)
+        names, prepare, execute_prepared = _prepared_statement(name, sql)
 
-    def _prepared_once(self, name: str, sql: str, params: Row) -> list[Row]:
-        names, prepare, execute = _prepared_statement(name, sql)
-        # No probe: a poll pays for no select(); a dropped connection fails this read, which runs again.
-        conn = connection(self.dsn, self.application_name, probe=False)
-        try:
-            with conn.cursor() as cur:
-                prepared = _prepared_names(conn)
-                if prepared is None:
-                    cur.execute(sql, params)
-                    return rows(cur)
-                if name not in prepared:
-                    try:
-                        cur.execute(prepare)
-                    except psycopg2.errors.DuplicatePreparedStatement:
-                        pass
-                    prepared.add(name)
+        def execute(cur: Cursor) -> None:
+            prepared = _prepared_names(cur.connection)
+            if prepared is None:
+                cur.execute(sql, params)
+                return
+            if name not in prepared:
                 try:
-                    cur.execute(execute, [params[n] for n in names])
-                except psycopg2.errors.InvalidSqlStatementName:
-                    _local.prepared = None  # a pooler moved us: plain queries from now on
-                    cur.execute(sql, params)
-                return rows(cur)
-        except UNAVAILABLE as error:
-            _drop_unless_timed_out(error)
-            raise
+                    cur.execute(prepare)
+                except psycopg2.errors.DuplicatePreparedStatement:
+                    pass
+                prepared.add(name)
+            try:
+                cur.execute(execute_prepared, [params[n] for n in names])
+            except psycopg2.errors.InvalidSqlStatementName:
+                _local.prepared = None  # a pooler moved us: plain queries from now on
+                cur.execute(sql, params)
 
-    def _run(self, execute: Callable[[Cursor], None], *, read_only: bool) -> list[Row]:
+        # No probe: a poll pays for no select(); a dropped connection fails this read, which runs again.
+        return self._run(execute, read_only=True, probe=False)
+
+    def _run(self, execute: Callable[[Cursor], None], *, read_only: bool, probe: bool = True) -> list[Row]:
         try:
-            return self._run_once(execute)
+            return self._run_once(execute, probe)
         except UNAVAILABLE as error:
             # The connection died under us (the server restarted or dropped it a moment ago).
             # A read has no effects, so it is safe to run once more on a new connection; a write
             # is not retried: it may have committed, and the caller answers 503 instead.
             if not read_only or isinstance(error, TIMED_OUT):
                 raise
-        return self._run_once(execute)
+        return self._run_once(execute, probe)
 
-    def _run_once(self, execute: Callable[[Cursor], None]) -> list[Row]:
+    def _run_once(self, execute: Callable[[Cursor], None], probe: bool) -> list[Row]:
         # No @contextmanager here: its generator costs every status poll a few microseconds.
-        conn = self._conn()
+        conn = connection(self.dsn, self.application_name, probe=probe)
         try:
             with conn.cursor() as cur:
                 execute(cur)
@@ -192,7 +178,7 @@ class Database:
     def transaction(self) -> Iterator[Cursor]:
         """A cursor inside BEGIN ... COMMIT; any exception rolls back and propagates.
         Rows come back as dicts through `rows(cur)`."""
-        conn = self._conn()
+        conn = connection(self.dsn, self.application_name)
         try:
             with conn.cursor() as cur:
                 cur.execute("BEGIN")

@@ -93,12 +93,12 @@ class OutputHosts(NamedTuple):
         if not (host == REPLICATE_DELIVERY or host.endswith("." + REPLICATE_DELIVERY) or host in self.names):
             raise DownloadError(f"the image is on {host}, which is not an allowed image host "
                                 "(Replicate's, this site's storage or OUTPUT_HOSTS)", transient=False)
-        origin = _origin(url)
-        if origin is None:
-            raise DownloadError(f"the image URL's port cannot be read ({_shown(url)})", transient=False)
-        port = int(origin.rsplit(":", 1)[1])
+        try:
+            port = 443 if parts.port is None else parts.port
+        except ValueError:
+            raise DownloadError(f"the image URL's port cannot be read ({_shown(url)})", transient=False) from None
         # An allowed host's other ports are other services (an admin panel, a debug server).
-        if port != 443 and origin != self.storage_origin:
+        if port != 443 and _origin(url) != self.storage_origin:
             raise DownloadError(f"the image URL names port {port} on {host}; only 443 (or the storage's own "
                                 "public URL) is allowed", transient=False)
         for address in _resolve(host, port, seconds):

@@ -108,8 +108,8 @@ def test_a_poll_whose_lock_wait_runs_out_is_answered_503_once_and_keeps_its_conn
     with db._local.conn.cursor() as cur:
         cur.execute("SET lock_timeout = 200")
     attempts, connects = [], []
-    real_prepared_once, real_connect = db.Database._prepared_once, db._connect
-    monkeypatch.setattr(db.Database, "_prepared_once", lambda self, *args: attempts.append(1) or real_prepared_once(self, *args))
+    real_run_once, real_connect = db.Database._run_once, db._connect
+    monkeypatch.setattr(db.Database, "_run_once", lambda self, *args: attempts.append(1) or real_run_once(self, *args))
     monkeypatch.setattr(db, "_connect", lambda *args: connects.append(1) or real_connect(*args))
     admin = _lock_tasks(env)
     try:
@@ -130,7 +130,7 @@ def test_a_plain_read_whose_lock_wait_runs_out_is_not_run_again(fn, sim, env, mo
         cur.execute("SET lock_timeout = 200")
     attempts = []
     real_run_once = db.Database._run_once
-    monkeypatch.setattr(db.Database, "_run_once", lambda self, execute: attempts.append(1) or real_run_once(self, execute))
+    monkeypatch.setattr(db.Database, "_run_once", lambda self, *args: attempts.append(1) or real_run_once(self, *args))
     admin = _lock_tasks(env)
     try:
         with pytest.raises(psycopg2.errors.LockNotAvailable):
