@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from devserver.functions import load
 from shared.endpoints import FUNCTIONS
+from shared.http import cors_headers
+from shared.settings import load as load_settings
 
 ROUTES = {function.path: function.folder for function in FUNCTIONS}
 PLATFORM_MAX_REQUEST = int(3.5 * 1024 * 1024)  # Yandex Cloud Functions' request limit
@@ -147,7 +149,13 @@ def make_server(host: str, port: int) -> DevHTTPServer:
             for the next request."""
             self.close_connection = True
             body = json.dumps({"error": error, "code": code}).encode()
-            self._reply(status, {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}, body)
+            # The same CORS answer as the functions give, so a page on another origin can read it.
+            headers = getattr(self, "headers", None)  # none yet after a bad request line
+            origin = headers.get("Origin") if headers else None
+            headers = {"Content-Type": "application/json; charset=utf-8",
+                       "Access-Control-Expose-Headers": "Retry-After",
+                       **cors_headers(load_settings().allowed_origins, origin)}
+            self._reply(status, headers, body)
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """What the standard library answers itself (an unknown method such as TRACE, a bad

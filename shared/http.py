@@ -31,7 +31,7 @@ from shared.errors import (
 )
 from shared.events import body_of, headers_of, object_of, query_of
 from shared.services import Services
-from shared.settings import ConfigError, Settings, load
+from shared.settings import ConfigError, Settings, load, origin_allowed
 from shared.validation import check_text, valid_user_id
 
 # Bodies are trees we build (no cycles to look for): skipping the check saves a status poll time.
@@ -76,10 +76,12 @@ class Request:
         return self.headers.get(name.lower())
 
     def json(self) -> dict[str, Any]:
-        if not self.raw_body.strip():
+        # A byte-order mark some clients (.NET, PowerShell) put first: JSON parsers may ignore it (RFC 8259).
+        text = self.raw_body.removeprefix("\ufeff")
+        if not text.strip():
             return {}
         try:
-            data = json.loads(self.raw_body)
+            data = json.loads(text)
         except (ValueError, RecursionError):
             raise InvalidInput("The request body is not valid JSON.", code="invalid_json") from None
         if not isinstance(data, dict):
@@ -117,7 +119,7 @@ def _new_request_id() -> str:
 def cors_headers(origins: tuple[str, ...], request_origin: str | None) -> dict[str, str]:
     if "*" in origins:
         return {"Access-Control-Allow-Origin": "*"}
-    if request_origin and request_origin.rstrip("/") in origins:
+    if request_origin and origin_allowed(origins, request_origin):
         return {"Access-Control-Allow-Origin": request_origin, "Vary": "Origin"}
     # Not an allowed origin: no grant, the browser blocks the response.
     return {"Vary": "Origin"}
@@ -144,14 +146,17 @@ def to_event_response(response: Response, cors: dict[str, str]) -> dict[str, Any
 
 
 def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], Callable[..., dict[str, Any]]]:
-    """Makes `fn(request) -> dict | Response` into a platform `handler(event, context)`."""
-    allowed = tuple(m.upper() for m in methods)
+    """Makes `fn(request) -> dict | Response` into a platform `handler(event, context)`. HEAD is
+    answered wherever GET is, as GET without the body (uptime monitors ping with HEAD)."""
+    declared = tuple(m.upper() for m in methods)
+    allowed = (*declared, "HEAD") if "GET" in declared else declared
 
     def wrap(fn: Callable[[Request], Any]) -> Callable[..., dict[str, Any]]:
         def handler(event: Any, context: Any = None) -> dict[str, Any]:
             log.reset(function=name)
             origins: tuple[str, ...] = ("*",)
             request_origin = None
+            head = False
             started = time.monotonic()
             try:
                 headers = headers_of(event) if isinstance(event, dict) else {}
@@ -167,7 +172,7 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                         "Access-Control-Max-Age": "86400",
                     })
                 elif request.method not in allowed:
-                    raise MethodNotAllowed(f"Use {' or '.join(allowed)} for this endpoint.", allowed=list(allowed))
+                    raise MethodNotAllowed(f"Use {' or '.join(declared)} for this endpoint.", allowed=list(allowed))
                 elif request.raw_body and len(request.raw_body) > settings.max_body_bytes:
                     from shared.images import megabytes  # only this answer needs shared.images
 
@@ -176,16 +181,21 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                         "Send smaller images or image URLs."
                     )
                 else:
+                    if request.method == "HEAD":
+                        request.method = "GET"
+                        head = True
                     result = fn(request)
                     response = result if isinstance(result, Response) else Response(200, result)
             except Exception as error:  # the one place that catches everything: ERRORS decides
                 response = error_response(error)
             log.invocation(response.status, (time.monotonic() - started) * 1000)
-            return to_event_response(response, cors_headers(origins, request_origin))
+            answer = to_event_response(response, cors_headers(origins, request_origin))
+            if head:
+                answer["body"] = ""
+            return answer
 
         handler.__name__ = "handler"
         handler.endpoint_name = name  # type: ignore[attr-defined]
-        handler.methods = allowed  # type: ignore[attr-defined]
         return handler
 
     return wrap

@@ -154,7 +154,8 @@ def _parse_data_uri(value: str, max_bytes: int, min_side: int) -> ImageRef:
     match = _DATA_URI.match(value)
     if not match:
         raise InvalidImage("is a data URI that is not data:image/<type>;base64,<data>")
-    payload = value[match.end():]
+    # Line-wrapped base64 (the `base64` tool's and MIME's 76 columns) is the same data.
+    payload = "".join(value[match.end():].split())
     # Base64 is 4 characters for 3 bytes: refuse oversized input before decoding it.
     if len(payload) > (max_bytes // 3 + 1) * 4 + 4:
         raise InvalidImage(f"is larger than {megabytes(max_bytes)}")

@@ -18,13 +18,13 @@ def check_caps(counts: dict[str, Any], settings: Settings) -> None:
     active = counts["user_active"]
     if active >= settings.max_active_tasks_per_user:
         raise LimitReached(
-            f"You already have {active} looks in progress. "
+            f"You already have {_looks(active)} in progress. "
             "Wait for one to finish or cancel it before starting another.",
             code="too_many_active_tasks", retry_after=60,
         )
     if counts["user_recent_starts"] >= settings.start_rate_per_user:
         raise LimitReached(
-            f"You have started {counts['user_recent_starts']} looks in the last hour, the most allowed. "
+            f"You have started {_looks(counts['user_recent_starts'])} in the last hour, the most allowed. "
             "Please try again later.",
             code="start_rate_limited", retry_after=int(counts["retry_after"] or 60),
         )
@@ -32,6 +32,10 @@ def check_caps(counts: dict[str, Any], settings: Settings) -> None:
         raise LimitReached("The try-on service is very busy right now. Please try again in a few minutes.",
                               code="service_busy", retry_after=300)
     check_site_step_budget(counts["site_recent_steps"], settings)
+
+
+def _looks(count: int) -> str:
+    return f"{count} look" if count == 1 else f"{count} looks"
 
 
 def cap_limits(settings: Settings) -> dict[str, int]:

@@ -13,6 +13,7 @@ from typing import Any
 from shared import look_queries
 from shared.errors import InvalidInput, TaskNotFound
 from shared.services import Services
+from shared.settings import origin_allowed
 from shared.states import Action, Status, allowed_actions
 from shared.view import body, load_owned
 
@@ -87,7 +88,9 @@ def share(services: Services, task_id: str, owner: str, action: Action, origin: 
 
     token = secrets.token_urlsafe(24)
     db.one(look_queries.SHARE_ADD, {"token_hash": _hash(token), "id": task_id})
-    return {"share_url": _page_url(services, origin) + f"?share={token}"}
+    # The token too: a caller with no page URL to go by (a server: no Origin, no PUBLIC_PAGE_URL)
+    # builds its own link from it.
+    return {"share_url": share_link(_page_url(services, origin), token), "share_token": token}
 
 
 def _page_url(services: Services, origin: str | None) -> str:
@@ -95,10 +98,16 @@ def _page_url(services: Services, origin: str | None) -> str:
     settings = services.settings
     if settings.public_page_url:
         return str(settings.public_page_url)
-    origins = settings.allowed_origins
-    if origin and re.match(r"^https?://[^/\s]+$", origin) and ("*" in origins or origin.rstrip("/") in origins):
+    if origin and re.match(r"^https?://[^/\s]+$", origin) and origin_allowed(settings.allowed_origins, origin):
         return origin.rstrip("/") + "/"
     return ""
+
+
+def share_link(page_url: str, token: str) -> str:
+    """`page_url` with `share=<token>` added to its query string; a fragment stays last."""
+    base, hash_mark, fragment = page_url.partition("#")
+    separator = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+    return f"{base}{separator}share={token}{hash_mark}{fragment}"
 
 
 def shared_view(services: Services, token: str) -> dict[str, Any]:

@@ -32,7 +32,13 @@ class _setting(once[T]):
 
 @functools.lru_cache(maxsize=8)  # every call reads it, and an instance sees one value
 def _origins(text: str) -> tuple[str, ...]:
-    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip()) or ("*",)
+    # An origin's scheme and host are case-insensitive, and browsers send them in lower case.
+    return tuple(o.strip().rstrip("/").lower() for o in text.split(",") if o.strip()) or ("*",)
+
+
+def origin_allowed(origins: tuple[str, ...], origin: str) -> bool:
+    """Whether the request's `Origin` is one of ALLOWED_ORIGINS (parsed by `_origins`)."""
+    return "*" in origins or origin.rstrip("/").lower() in origins
 
 
 class Settings:
@@ -122,7 +128,7 @@ class Settings:
     max_active_tasks = _setting(lambda self: self._int("MAX_ACTIVE_TASKS", 1000, minimum=1))
     max_steps_per_hour = _setting(lambda self: self._int("MAX_STEPS_PER_HOUR", 2000, minimum=1))
     look_idle_finish_s = _setting(lambda self: self._int("LOOK_IDLE_FINISH_S", 86400, minimum=60))
-    public_page_url = _setting(lambda self: self._url("PUBLIC_PAGE_URL"))
+    public_page_url = _setting(lambda self: self._text("PUBLIC_PAGE_URL"))  # as given: /try/ is not /try
     completion_webhook_url = _setting(lambda self: self._text("COMPLETION_WEBHOOK_URL"))
     completion_webhook_secret = _setting(lambda self: self._text("COMPLETION_WEBHOOK_SECRET"))
 

@@ -105,9 +105,18 @@ def _actions(status: str, has_image: bool) -> tuple[str, ...]:
     return tuple(action.value for action in allowed_actions(Status(status), has_image))
 
 
+# "This look is ..." for each status, as a person would say it.
+_STATUS_WORDS = {
+    Status.PENDING: "queued",
+    Status.PROCESSING: "running a step",
+    Status.WAITING_CONTINUE: "waiting for you to continue",
+    Status.COMPLETED: "completed",
+    Status.FAILED: "failed",
+}
+
+
 def wrong_state(task: Task, action: Action) -> WrongState:
-    status = task.status.value
-    return WrongState(f"This look is {status.replace('_', ' ')}. {WHEN_ALLOWED[action]}", status=status)
+    return WrongState(f"This look is {_STATUS_WORDS[task.status]}. {WHEN_ALLOWED[action]}", status=task.status.value)
 
 
 def _iso(utc_text: str | None) -> str | None:

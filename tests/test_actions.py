@@ -72,7 +72,9 @@ def test_an_action_in_the_wrong_state_is_a_409_with_the_current_status_and_chang
     assert reply.status == 409
     assert reply.body["code"] == "wrong_state"
     assert reply.body["status"] == before["status"]
-    assert reply.body["error"].startswith("This look is")
+    words = {"pending": "queued", "processing": "running a step", "waiting_continue": "waiting for you to continue",
+             "completed": "completed", "failed": "failed"}[before["status"]]
+    assert reply.body["error"].startswith(f"This look is {words}. ")
     after = fn.status(task_id).body
     assert (after["status"], after["current_step"], after["steps"]) == (before["status"], before["current_step"], before["steps"])
     assert len(sim.created_inputs()) == predictions_before

@@ -77,8 +77,28 @@ def test_a_chunked_body_is_refused_with_411_instead_of_being_read_as_the_next_re
 ])
 def test_what_the_http_library_refuses_itself_is_json_too(devserver, request_line, status, code):
     answer, headers, body = exchange(devserver.url, f"{request_line}\r\nHost: x\r\n\r\n".encode())
-    assert answer == status and headers["Content-Type"] == "application/json"
+    assert answer == status and headers["Content-Type"] == "application/json; charset=utf-8"
     assert json.loads(body)["code"] == code and json.loads(body)["error"]
+
+
+def test_the_servers_own_refusals_answer_cors_as_the_functions_do(monkeypatch):
+    from devserver.server import PLATFORM_MAX_REQUEST, make_server
+
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://shop.example")
+    server = make_server("127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        too_large = "POST /start HTTP/1.1\r\nHost: x\r\nOrigin: {}\r\nContent-Length: {}\r\n\r\n"
+        status, headers, body = exchange(url, too_large.format("https://shop.example", PLATFORM_MAX_REQUEST + 1).encode())
+        assert status == 413 and json.loads(body)["code"] == "payload_too_large"
+        assert headers["Access-Control-Allow-Origin"] == "https://shop.example" and headers["Vary"] == "Origin"
+        assert headers["Access-Control-Expose-Headers"] == "Retry-After"
+        status, headers, _ = exchange(url, too_large.format("https://evil.example", PLATFORM_MAX_REQUEST + 1).encode())
+        assert status == 413 and "Access-Control-Allow-Origin" not in headers
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 PR_SET_CHILD_SUBREAPER = 36

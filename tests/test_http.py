@@ -9,8 +9,8 @@ from tests.conftest import look, make_event
 
 
 @pytest.mark.parametrize("name,methods", [
-    ("start", "POST, OPTIONS"), ("worker", "GET, POST, OPTIONS"), ("checker", "GET, POST, OPTIONS"),
-    ("continue_", "POST, OPTIONS"), ("status", "GET, OPTIONS"),
+    ("start", "POST, OPTIONS"), ("worker", "GET, POST, HEAD, OPTIONS"), ("checker", "GET, POST, HEAD, OPTIONS"),
+    ("continue_", "POST, OPTIONS"), ("status", "GET, HEAD, OPTIONS"),
 ])
 def test_options_answers_the_preflight(fn, name, methods):
     reply = fn.call(name, "OPTIONS", headers={"Origin": "https://shop.example.com"})
@@ -122,5 +122,39 @@ def test_response_bodies_are_json_strings_never_bytes(fn):
 def test_a_wrong_method_is_a_405_that_says_which_methods_work(fn):
     reply = fn.call("status", "DELETE", query={"task_id": "x"})
     assert reply.status == 405
-    assert reply.body == {"error": "Use GET for this endpoint.", "code": "method_not_allowed", "allowed": ["GET"]}
-    assert reply.headers["Allow"] == "GET, OPTIONS"
+    assert reply.body == {"error": "Use GET for this endpoint.", "code": "method_not_allowed",
+                          "allowed": ["GET", "HEAD"]}
+    assert reply.headers["Allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_head_is_answered_as_get_without_the_body(fn, sim):
+    task_id = fn.start(look(1)).body["task_id"]
+    get = fn.call("status", "GET", query={"task_id": task_id}, headers={"X-User-Id": "user-1"})
+    head = fn.handlers["status"](make_event("HEAD", query={"task_id": task_id}, headers={"X-User-Id": "user-1"}), None)
+    assert head["statusCode"] == 200 and head["body"] == ""
+    assert head["headers"] == get.headers
+    missing = fn.handlers["status"](make_event("HEAD", query={"task_id": str(uuid.uuid4())}), None)
+    assert missing["statusCode"] == 404 and missing["body"] == ""
+
+
+def test_a_head_ping_runs_the_worker_as_a_get_does(fn, sim, monkeypatch):
+    # Uptime monitors (UptimeRobot's HTTP(s) monitor among them) may ping with HEAD.
+    monkeypatch.setenv("CRON_SECRET", "s3cret")
+    task_id = fn.start(look(1)).body["task_id"]
+    refused = fn.handlers["worker"](make_event("HEAD", query={"secret": "wrong"}), None)
+    assert refused["statusCode"] == 401 and fn.status(task_id).body["status"] == "pending"
+    ping = fn.handlers["worker"](make_event("HEAD", query={"secret": "s3cret"}), None)
+    assert ping["statusCode"] == 200 and ping["body"] == ""
+    assert fn.status(task_id).body["status"] == "processing"
+
+
+def test_head_is_refused_where_get_is(fn):
+    reply = fn.handlers["continue_"](make_event("HEAD"), None)
+    assert reply["statusCode"] == 405 and reply["headers"]["Allow"] == "POST, OPTIONS"
+
+
+def test_a_json_body_may_start_with_a_byte_order_mark(fn, sim):
+    event = make_event("POST", body="\ufeff" + json.dumps(look(1)), headers={"X-User-Id": "bom"})
+    raw = fn.handlers["start"](event, None)
+    assert raw["statusCode"] == 200, raw
+    assert fn.status(json.loads(raw["body"])["task_id"], user="bom").status == 200

@@ -37,6 +37,14 @@ def test_active_looks_per_user(fn, sim, env, monkeypatch):
     assert fn.start(look(1)).status == 200
 
 
+def test_one_look_in_progress_is_said_in_the_singular(fn, sim, env, monkeypatch):
+    monkeypatch.setenv("MAX_ACTIVE_TASKS_PER_USER", "1")
+    assert fn.start(look(1)).status == 200
+    reply = fn.start(look(1))
+    assert_refused(reply, 429, "too_many_active_tasks", env, 1, sim)
+    assert reply.body["error"].startswith("You already have 1 look in progress. ")
+
+
 def test_starts_per_user_per_hour(fn, sim, env, monkeypatch):
     monkeypatch.setenv("START_RATE_PER_USER", "2")
     for _ in range(2):

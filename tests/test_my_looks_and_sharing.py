@@ -168,7 +168,40 @@ def test_public_page_url_wins_over_the_origin(fn, env, task_factory, monkeypatch
     monkeypatch.setenv("PUBLIC_PAGE_URL", "https://fitting-room.example/try/")
     task_id = task_factory("completed", user_id="anna")
     url = act(fn, task_id, "share", origin="http://other.example").body["share_url"]
-    assert url.startswith("https://fitting-room.example/try?share=")
+    assert url.startswith("https://fitting-room.example/try/?share=")
+
+
+@pytest.mark.parametrize(("page_url", "link"), [
+    ("https://shop.example/tryon?lang=en", "https://shop.example/tryon?lang=en&share={}"),
+    ("https://shop.example/tryon?", "https://shop.example/tryon?share={}"),
+    ("https://shop.example/#/tryon", "https://shop.example/?share={}#/tryon"),
+    ("https://shop.example/p?x=1#top", "https://shop.example/p?x=1&share={}#top"),
+])
+def test_a_page_url_with_a_query_or_fragment_gets_the_token_in_its_query(fn, env, task_factory, monkeypatch,
+                                                                          page_url, link):
+    monkeypatch.setenv("PUBLIC_PAGE_URL", page_url)
+    task_id = task_factory("completed", user_id="anna")
+    body = act(fn, task_id, "share").body
+    assert body["share_url"] == link.format(body["share_token"])
+    assert shared(fn, body["share_token"]).status == 200
+
+
+def test_a_server_side_caller_gets_the_token_to_build_its_own_link(fn, env, task_factory):
+    task_id = task_factory("completed", user_id="anna")
+    body = act(fn, task_id, "share").body  # no Origin, no PUBLIC_PAGE_URL: no page to name
+    assert body["share_url"] == f"?share={body['share_token']}"
+    assert shared(fn, body["share_token"]).status == 200
+
+
+def test_an_allowed_origin_matches_whatever_its_case(fn, env, task_factory, monkeypatch):
+    monkeypatch.setenv("ALLOWED_ORIGINS", "https://Admin.Shop.example/, https://other.example")
+    task_id = task_factory("completed", user_id="anna")
+    reply = act(fn, task_id, "share", origin="https://admin.shop.example")
+    assert reply.headers["Access-Control-Allow-Origin"] == "https://admin.shop.example"
+    assert reply.body["share_url"].startswith("https://admin.shop.example/?share=")
+    refused = act(fn, task_id, "share", origin="https://evil.example")
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    assert refused.body["share_url"].startswith("?share=")
 
 
 def test_unshare_revokes_every_link(fn, env, task_factory):

@@ -135,6 +135,15 @@ def test_a_heic_data_uri_by_its_declared_type_gets_the_heic_sentence(fn, env):
     assert_refused(reply, env, "invalid_image", "HEIC is not supported")
 
 
+def test_a_line_wrapped_base64_data_uri_is_the_same_image(fn, env):
+    # `base64` on the command line and MIME wrap at 76 columns.
+    payload = data_uri(png_bytes(size=(300, 300))).split(",", 1)[1]
+    wrapped = "\r\n".join(payload[i:i + 76] for i in range(0, len(payload), 76))
+    reply = fn.start({"person_image": "data:image/png;base64," + wrapped + "\n", "garments": [HTTPS]})
+    assert reply.status == 200, reply
+    assert [path.read_bytes() for path in stored_files(env)] == [png_bytes(size=(300, 300))]
+
+
 def test_min_image_side_is_configurable(fn, env, monkeypatch):
     monkeypatch.setenv("MIN_IMAGE_SIDE", "100")
     assert fn.start({"person_image": data_uri(png_bytes(size=(100, 120))), "garments": [HTTPS]}).status == 200
@@ -222,7 +231,7 @@ def test_looks_pending_or_processing_still_count_against_the_cap(fn, env, monkey
     assert fn.start({"person_image": PERSON, "garments": GARMENTS[:1]}).status == 200  # the 3rd in progress
     reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:1]})
     assert reply.status == 429 and reply.body["code"] == "too_many_active_tasks"
-    assert "3 looks in progress" in reply.body["error"]
+    assert "You already have 3 looks in progress." in reply.body["error"]
     assert task_count(env) == 4 and len(stored_files(env)) == 2  # the refused start wrote nothing
 
 
