@@ -26,6 +26,7 @@ from shared.services import Services
 from shared.settings import Settings
 from shared.signatures import sign
 from shared.task import parse_garments
+from shared.view import iso_utc
 
 POST_DEADLINE_S = 10.0
 GIVE_UP_AFTER_S = 24 * 3600
@@ -53,8 +54,8 @@ def event_body(db: Database, event: Row) -> dict[str, Any]:
         "user_id": task.get("user_id"),
         "result_url": task.get("result_url"),
         "steps": steps,
-        "created_at": _iso(task.get("created_at")),
-        "ended_at": _iso(event["ended_at"]),
+        "created_at": iso_utc(task.get("created_at")),
+        "ended_at": iso_utc(event["ended_at"]),
         # Not in the standard body: the try-on-history format sends the look's inputs.
         "person_image": task.get("person_image"),
         "garments": [{"image": garment.image, "category": garment.category} for garment in garments],
@@ -149,7 +150,3 @@ def deliver(db: Database, settings: Settings, event: Row, remaining: Callable[[]
     log.event("webhook_failed", task_id=event["task_id"], webhook_id=event["id"], attempt=event["attempts"],
               reason=error, retry_in_s=delay)
     return False
-
-
-def _iso(utc_text: str | None) -> str | None:
-    return None if utc_text is None else utc_text.replace(" ", "T") + "Z"

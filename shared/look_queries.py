@@ -87,14 +87,22 @@ WHERE id = %(id)s
 
 # A user's looks, newest first, a page at a time: keyset paging on (created_at, id) through
 # replicate_tasks_user_newest, so a page costs the same at the millionth look as at the first.
+# The page first, then its times in UTC: with both conversions beside the index scan, the planner
+# chose a parallel bitmap scan and a sort of the user's whole history (the million-look test).
 _MY_LOOKS = """
+WITH page AS MATERIALIZED (
+    SELECT id, status, current_step, total_steps, intermediate_result, result_url, created_at, updated_at
+    FROM replicate_tasks
+    WHERE user_id = %(user_id)s {after}
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(limit)s
+)
 SELECT id, status, current_step, total_steps, intermediate_result, result_url,
        created_at::text AS created_key,
+       (created_at::timestamptz AT TIME ZONE 'UTC')::text AS created_at,
        (updated_at::timestamptz AT TIME ZONE 'UTC')::text AS updated_at
-FROM replicate_tasks
-WHERE user_id = %(user_id)s {after}
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s
+FROM page
+ORDER BY page.created_at DESC, id DESC
 """
 MY_LOOKS = _MY_LOOKS.format(after="")
 MY_LOOKS_AFTER = _MY_LOOKS.format(after="AND (created_at, id) < (%(created)s::timestamp, %(id)s)")

@@ -15,7 +15,7 @@ from shared.errors import InvalidInput, TaskNotFound
 from shared.services import Services
 from shared.settings import origin_allowed
 from shared.states import Action, Status, allowed_actions
-from shared.view import body, load_owned
+from shared.view import body, iso_utc, load_owned
 
 PAGE_SIZE = 20
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -43,7 +43,8 @@ def mine(services: Services, user: str, cursor: str | None) -> dict[str, Any]:
             "current_step": row["current_step"],
             "total_steps": row["total_steps"],
             "thumbnail": row["result_url"] or row["intermediate_result"],
-            "updated_at": None if row["updated_at"] is None else row["updated_at"].replace(" ", "T") + "Z",
+            "created_at": iso_utc(row["created_at"]),  # the list's order
+            "updated_at": iso_utc(row["updated_at"]),
             "actions": [a.value for a in allowed_actions(Status(row["status"]), bool(row["intermediate_result"]))],
         } for row in page],
         "next": _cursor(page[-1]["created_key"], page[-1]["id"]) if more else None,

@@ -75,8 +75,8 @@ def body(seen: TaskView) -> dict[str, Any]:
             "prediction_id": attempt["step_prediction_id"],
             "error": attempt["error"],
             "error_code": attempt["step_error_code"],
-            "started_at": _iso(attempt["started_at"]),
-            "completed_at": _iso(attempt["completed_at"]),
+            "started_at": iso_utc(attempt["started_at"]),
+            "completed_at": iso_utc(attempt["completed_at"]),
         })
     return {
         "task_id": task["id"],
@@ -88,8 +88,8 @@ def body(seen: TaskView) -> dict[str, Any]:
         "error_message": task["error_message"],
         "error_code": task["error_code"],
         "error_detail": task["error_detail"],
-        "created_at": _iso(task["created_at"]),
-        "updated_at": _iso(task["updated_at"]),
+        "created_at": iso_utc(task["created_at"]),
+        "updated_at": iso_utc(task["updated_at"]),
         "actions": list(_actions(task["status"], bool(task["intermediate_result"]))),
         "steps": steps,
     }
@@ -119,6 +119,6 @@ def wrong_state(task: Task, action: Action) -> WrongState:
     return WrongState(f"This look is {_STATUS_WORDS[task.status]}. {WHEN_ALLOWED[action]}", status=task.status.value)
 
 
-def _iso(utc_text: str | None) -> str | None:
+def iso_utc(utc_text: str | None) -> str | None:
     """PostgreSQL's text of a UTC timestamp ('2026-11-27 21:02:53.7447') as ISO 8601 with Z."""
     return None if utc_text is None else utc_text.replace(" ", "T") + "Z"

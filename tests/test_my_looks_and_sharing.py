@@ -45,6 +45,8 @@ def test_my_looks_pages_newest_first_20_at_a_time(fn, env):
         if cursor is None:
             break
     assert pages == 3 and seen == expected  # every look once, newest first, none of boris's
+    created = [look["created_at"] for look in mine(fn).body["looks"]]
+    assert created == sorted(created, reverse=True) and len(set(created)) == 20  # what the order follows
 
 
 def test_a_look_in_the_list_has_its_thumbnail_and_the_actions_of_the_transitions_table(fn, env, task_factory):
@@ -53,13 +55,13 @@ def test_a_look_in_the_list_has_its_thumbnail_and_the_actions_of_the_transitions
     done = task_factory("completed", user_id="anna")
     looks = {look["task_id"]: look for look in mine(fn).body["looks"]}
 
-    assert set(looks[waiting]) == {"task_id", "status", "current_step", "total_steps", "thumbnail", "updated_at",
-                                   "actions"}
+    assert set(looks[waiting]) == {"task_id", "status", "current_step", "total_steps", "thumbnail", "created_at",
+                                   "updated_at", "actions"}
     assert looks[waiting]["thumbnail"] == "https://img/w.png"
     assert looks[waiting]["actions"] == ["continue", "finish"]
     assert looks[failed]["actions"] == ["retry"] and looks[failed]["thumbnail"] is None
     assert looks[done]["actions"] == [] and looks[done]["thumbnail"] == "https://img/2.png"
-    assert looks[done]["updated_at"].endswith("Z")
+    assert looks[done]["updated_at"].endswith("Z") and looks[done]["created_at"].endswith("Z")
 
 
 def test_my_looks_needs_a_user(fn, env):
