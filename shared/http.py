@@ -254,7 +254,10 @@ def _method_not_allowed(error: MethodNotAllowed) -> Response:
 
 @exception_handler(*db.UNAVAILABLE)
 def _database_unavailable(error: Exception) -> Response:
-    log.event("database_unavailable", error=type(error).__name__)
+    # What PostgreSQL or libpq said tells refused, bad login, missing database and too many
+    # connections apart; it names no password (and the log line is redacted anyway).
+    said = " ".join(str(error).split())[:300] or None
+    log.event("database_unavailable", error=type(error).__name__, pgcode=getattr(error, "pgcode", None), detail=said)
     return answer(503, Unavailable("The database is unavailable right now. Please try again in a few seconds.",
                                    code="database_unavailable", retry_after=5))
 

@@ -144,6 +144,7 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
             failure = {"error": (f"Step {task.current_step} could not be started: it failed {MAX_LAUNCH_FAILURES} "
                                  "times on our side. Press Retry to try again, or start a new look."),
                        "error_code": ErrorCode.LAUNCH_FAILED.value, "error_detail": str(result)}
+        failure = {**failure, "error": log.scrub(failure["error"]), "error_detail": log.scrub(failure["error_detail"])}
         db.one(queries.LAUNCH_FAILED, {**claim, **failure})
         log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=failure["error"],
                        error_code=failure["error_code"])

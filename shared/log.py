@@ -33,6 +33,12 @@ def reset(**fields: Any) -> None:
 _SECRETS = re.compile(r"(r8_[A-Za-z0-9]{6,}|whsec_[A-Za-z0-9+/=]{8,}|;base64,[A-Za-z0-9+/=]{16,}|://[^/@\s:]+:[^/@\s]+@)")
 
 
+def scrub(text: str | None) -> str | None:
+    """`redact` for words we store and show that others wrote (a model's or Replicate's error, a
+    receiver's answer): they may quote a token, a secret or a password in a URL."""
+    return None if text is None else redact(text)
+
+
 def redact(text: str) -> str:
     def hide(match: re.Match[str]) -> str:
         found: str = match.group(0)

@@ -164,9 +164,9 @@ def write_failed(db: Database, checked: list[tuple[Task, Observation]]) -> dict[
         "ids": [task.id for task, _ in checked],
         "prediction_ids": [task.prediction_id for task, _ in checked],
         "step_statuses": [seen.failure_status for _, seen in checked],
-        "errors": [seen.failure for _, seen in checked],
+        "errors": [log.scrub(seen.failure) for _, seen in checked],
         "error_codes": [None if seen.error_code is None else seen.error_code.value for _, seen in checked],
-        "error_details": [seen.error_detail for _, seen in checked],
+        "error_details": [log.scrub(seen.error_detail) for _, seen in checked],
         **_spend_columns(checked),
     })
     return {row["id"]: row["status"] for row in rows}

@@ -62,6 +62,19 @@ def test_a_database_that_is_down_is_a_503_with_retry_after_and_cors(fn, monkeypa
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
 
 
+def test_the_log_says_what_the_database_said_without_the_password(fn, env, monkeypatch, capsys):
+    from psycopg2.extensions import make_dsn, parse_dsn
+
+    wrong = make_dsn(**{**parse_dsn(env["DATABASE_URL"]), "dbname": "no_such_db", "password": "hunter2-secret"})
+    monkeypatch.setenv("DATABASE_URL", wrong)
+    capsys.readouterr()
+    assert fn.status(str(uuid.uuid4())).status == 503
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [said] = [line for line in lines if line["event"] == "database_unavailable"]
+    assert said["error"] == "OperationalError" and 'database "no_such_db" does not exist' in said["detail"]
+    assert "hunter2-secret" not in json.dumps(lines)
+
+
 def test_a_missing_setting_is_a_503_that_does_not_name_secrets(fn, monkeypatch):
     monkeypatch.delenv("REPLICATE_API_TOKEN")
     reply = fn.worker()

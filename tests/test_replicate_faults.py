@@ -1,5 +1,6 @@
 """Guarantee 3 and the permanent failures: what Replicate does wrong, and what the task does."""
 
+import json
 
 import psycopg2
 import pytest
@@ -87,6 +88,32 @@ def test_a_failed_prediction_fails_the_step_with_the_models_reason(fn, sim):
     assert view["error_message"] == ("The try-on model could not finish step 1: No person detected in the image. "
                                      "Press Retry to try again.")
     assert view["steps"][0]["status"] == "failed"
+
+
+SECRETS_QUOTED = ("weights at https://hf-user:Pa55word@hf.co/m failed; token r8_LeakedToken123 "
+                  "secret whsec_AAAABBBBCCCCDDDD")
+
+
+def _assert_no_secret_in(env, task_id, view):
+    text = json.dumps(view) + json.dumps(run_sql(
+        env["DATABASE_URL"], "SELECT t.error_message, t.error_detail, s.error, s.error_detail FROM replicate_tasks t "
+                             "JOIN replicate_task_steps s ON s.task_id = t.id WHERE t.id = %s", (task_id,)))
+    for secret in ("Pa55word", "LeakedToken123", "AAAABBBBCCCCDDDD"):
+        assert secret not in text
+    assert "://***@hf.co" in text and "r8_***" in text and "whsec_***" in text
+
+
+def test_secrets_a_model_quotes_in_its_error_are_neither_stored_nor_shown(fn, sim, env):
+    sim.set_faults(outcomes=["failed"], failure_error=SECRETS_QUOTED)
+    task_id = fn.start(look(1)).body["task_id"]
+    _assert_no_secret_in(env, task_id, drive(fn, task_id, "failed"))
+
+
+def test_secrets_replicate_quotes_when_it_refuses_a_step_are_neither_stored_nor_shown(fn, sim, env):
+    sim.set_faults(create_failures=[{"status": 422, "detail": SECRETS_QUOTED}])
+    task_id = fn.start(look(1)).body["task_id"]
+    assert fn.worker().body["failed"] == 1
+    _assert_no_secret_in(env, task_id, fn.status(task_id).body)
 
 
 def test_an_aborted_prediction_fails_the_step_instead_of_crashing_the_checker(fn, sim):
