@@ -146,7 +146,8 @@ def deliver(db: Database, settings: Settings, event: Row, remaining: Callable[[]
         log.event("webhook_delivered", task_id=event["task_id"], webhook_id=event["id"], attempt=event["attempts"])
         return True
     delay = backoff_s(event["attempts"])
-    db.one(look_queries.EVENT_RETRY_LATER, {"id": event["id"], "delay_s": delay, "error": log.scrub(f"The receiver {error}.")})
+    db.one(look_queries.EVENT_RETRY_LATER,
+           {"id": event["id"], "delay_s": delay, "error": log.scrub(f"The receiver {error}.")})
     log.event("webhook_failed", task_id=event["task_id"], webhook_id=event["id"], attempt=event["attempts"],
               reason=error, retry_in_s=delay)
     return False
