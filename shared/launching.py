@@ -138,13 +138,13 @@ def record_launch(db: Database, api: ReplicateAPI, task: Task, result: Predictio
         return Launch(LaunchOutcome.DEFERRED)
     if isinstance(result, (Rejected, LaunchBroke)):
         if isinstance(result, Rejected):
-            failure = {"error": result.message, "error_code": ErrorCode.REPLICATE_REJECTED.value,
-                       "error_detail": result.message}
+            error, code, detail = result.message, ErrorCode.REPLICATE_REJECTED, result.message
         else:
-            failure = {"error": (f"Step {task.current_step} could not be started: it failed {MAX_LAUNCH_FAILURES} "
-                                 "times on our side. Press Retry to try again, or start a new look."),
-                       "error_code": ErrorCode.LAUNCH_FAILED.value, "error_detail": str(result)}
-        failure = {**failure, "error": log.scrub(failure["error"]), "error_detail": log.scrub(failure["error_detail"])}
+            error = (f"Step {task.current_step} could not be started: it failed {MAX_LAUNCH_FAILURES} times "
+                     "on our side. Press Retry to try again, or start a new look.")
+            code, detail = ErrorCode.LAUNCH_FAILED, str(result)
+        # Replicate's words may quote a token or a password in a URL: stored and shown redacted.
+        failure = {"error": log.scrub(error), "error_code": code.value, "error_detail": log.scrub(detail)}
         db.one(queries.LAUNCH_FAILED, {**claim, **failure})
         log.transition(task.id, Status.PROCESSING, Status.FAILED, **step, error=failure["error"],
                        error_code=failure["error_code"])
