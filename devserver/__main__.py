@@ -104,7 +104,8 @@ class DevServer:
                     cur.execute("CREATE DATABASE tryon")
             admin.close()
             os.environ["DATABASE_URL"] = self.pg.get_uri("tryon")
-            self.lines.append(("database", f"embedded PostgreSQL, data in {self.data_dir / 'pg'}"))
+            self.lines.append(("database", f"embedded PostgreSQL, data in {self.data_dir / 'pg'}; "
+                                           f"DATABASE_URL={os.environ['DATABASE_URL']} (for python -m monitor)"))
         migrations.apply(os.environ["DATABASE_URL"], log=lambda line: self.log(f"[migrations] {line}"))
 
     def _replicate(self) -> None:

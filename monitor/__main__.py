@@ -5,8 +5,9 @@
     python -m monitor stuck [--minutes N]  tasks that should have moved and did not, and why
     python -m monitor redrive ID... | --stuck [--yes]
                                            make them due now: the next worker/checker ping takes them
-    python -m monitor fail ID... --reason "..." [--yes]
-                                           end them as failed with a reason the user will see
+    python -m monitor fail ID... --reason "..." [--yes] [--no-cancel]
+                                           end them as failed with a reason the user will see,
+                                           canceling their predictions (REPLICATE_API_TOKEN)
     python -m monitor spend [--since 24h]  Replicate spend per day, per user and per look (top 10),
                                            and per outcome (succeeded, failed, canceled)
 
@@ -16,6 +17,7 @@ Every command that changes data shows what it will change and asks first, unless
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -49,6 +51,10 @@ def overview(cur) -> str:
     active = [[r[0], r[1], progress(r[2], r[3]), f"{int(r[4])} s" if r[4] is not None else "?"] for r in cur.fetchall()]
     cur.execute(monitoring.SEED_WAITING)
     waiting = [[r[0], r[1], progress(r[2], r[3])] for r in cur.fetchall()]
+    cur.execute(monitoring.NOT_STARTED, {"after_s": NOT_STARTED_AFTER_S})
+    not_started = [[r[0], progress(r[1], r[2]), f"{int(r[4])} s", r[3], f"{int(r[5])} s"] for r in cur.fetchall()]
+    cur.execute(monitoring.FAILURES, {"since_s": 86400})
+    failures = [[r[0], r[1], r[2], f"{int(r[3])} s ago", _cut(r[4])] for r in cur.fetchall()]
     cur.execute(monitoring.WEBHOOK_TROUBLE, {"give_up_s": completion.GIVE_UP_AFTER_S})
     webhooks = [[r[0], r[1], r[2], r[3], r[4] if r[4] == "given up" else f"retry in {max(int(r[5]), 0)} s", r[6]]
                 for r in cur.fetchall()]
@@ -60,9 +66,24 @@ def overview(cur) -> str:
         f"Waiting for the user ({len(waiting)})",
         table(["task", "user", "progress"], waiting, "none"),
         "",
+        f"Steps not yet created at Replicate after {NOT_STARTED_AFTER_S} s ({len(not_started)}; "
+        "launch_deferred in the log says why)",
+        table(["task", "progress", "trying for", "broken tries", "next try in"], not_started, "none"),
+        "",
+        f"Steps that failed in the last 24 h, by error_code ({sum(r[1] for r in failures)}; user cancels not counted)",
+        table(["error_code", "steps", "looks", "latest", "latest error"], failures, "none"),
+        "",
         f"Completion webhooks not delivered ({len(webhooks)})",
         table(["webhook-id", "task", "event", "tries", "state", "last error"], webhooks, "none"),
     ])
+
+
+NOT_STARTED_AFTER_S = 60  # a create normally takes a second or two; a minute means trouble
+
+
+def _cut(text: str | None, width: int = 80) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def stuck_rows(cur, minutes: float) -> list[tuple]:
@@ -122,7 +143,13 @@ def fail(cur, args) -> int:
     if not confirm(f"Fail {len(ids)} task(s)? Users will see the reason and can press Retry.", args.yes):
         print("Nothing changed.")
         return 1
-    api = _replicate()
+    api = None
+    if not args.no_cancel:
+        api = _replicate()
+        if api is None:
+            print("REPLICATE_API_TOKEN is not set, so running predictions cannot be canceled: they would run on "
+                  "and be billed. Set it, or pass --no-cancel to fail the looks anyway.")
+            return 2
     done = 0
     for task_id in ids:
         cur.execute(queries.CANCEL, {"id": task_id, "error": args.reason, "error_code": ErrorCode.CANCELED.value})
@@ -197,7 +224,6 @@ def spend(cur, since_label: str, since_s: float, top: int = 10) -> str:
 
 def _replicate():
     if not load().replicate_api_token:
-        print("(REPLICATE_API_TOKEN is not set: running predictions are not canceled at Replicate)")
         return None
     from shared.replicate_api import ReplicateAPI
 
@@ -220,6 +246,8 @@ def main(argv=None) -> int:
         command.add_argument("--yes", action="store_true", help="do not ask")
         if name == "fail":
             command.add_argument("--reason", required=True, help="the sentence the user will see")
+            command.add_argument("--no-cancel", action="store_true",
+                                 help="do not cancel running predictions at Replicate (they run on and are billed)")
     spend_parser = commands.add_parser("spend", help="Replicate spend per day, user, look and outcome")
     spend_parser.add_argument("--since", default="24h", help="how far back: 90m, 24h, 7d (24h)")
     args = parser.parse_args(argv)
@@ -235,8 +263,13 @@ def main(argv=None) -> int:
         return 2
     if args.command in ("redrive", "fail") and not args.ids and not args.stuck:
         parser.error(f"{args.command} needs task ids or --stuck")
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name="tryon-monitor")
-    conn.autocommit = True
+    if args.watch and args.command is None:
+        return watch(dsn, args.watch, args.iterations)
+    try:
+        conn = _connect(dsn)
+    except psycopg2.OperationalError as error:
+        print(f"Cannot reach the database: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     try:
         with conn.cursor() as cur:
             if args.command == "stuck":
@@ -250,20 +283,53 @@ def main(argv=None) -> int:
                 return redrive(cur, args)
             if args.command == "fail":
                 return fail(cur, args)
-            shown = 0
-            while True:
-                if args.watch and sys.stdout.isatty():
-                    print("\033[2J\033[H", end="")
-                print(overview(cur), flush=True)
-                shown += 1
-                if not args.watch or (args.iterations and shown >= args.iterations):
-                    return 0
-                print("")
-                time.sleep(args.watch)
+            print(overview(cur), flush=True)
+            return 0
     except KeyboardInterrupt:
         return 0
     finally:
         conn.close()
+
+
+def watch(dsn: str, seconds: float, iterations: int = 0) -> int:
+    """The overview every `seconds` until Ctrl-C; a database that goes away (a restart, a failover)
+    is said on screen and reconnected to on the next refresh."""
+    conn = None
+    shown = 0
+    try:
+        while True:
+            if sys.stdout.isatty():
+                print("\033[2J\033[H", end="")
+            try:
+                if conn is None or conn.closed:
+                    conn = _connect(dsn)
+                with conn.cursor() as cur:
+                    print(overview(cur), flush=True)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  the database is unreachable, trying again in "
+                      f"{seconds:g} s: {' '.join(str(error).split())}", flush=True)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            shown += 1
+            if iterations and shown >= iterations:
+                return 0
+            print("")
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _connect(dsn: str):
+    # Ages are NOW() minus the seed's zone-less timestamps, which hold the server's local time: an
+    # operator's own PGTZ would shift every age by hours.
+    os.environ.pop("PGTZ", None)
+    conn = psycopg2.connect(dsn, connect_timeout=10, application_name="tryon-monitor")
+    conn.autocommit = True
+    return conn
 
 
 if __name__ == "__main__":

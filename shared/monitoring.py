@@ -38,11 +38,39 @@ WHERE (status = 'pending' AND created_at::timestamptz < NOW() - make_interval(se
 ORDER BY created_at
 """
 
+# Steps that ended badly lately, by why: a model, Replicate or storage in trouble shows up here as a
+# count per error_code (the user's own Cancel is not trouble). Step rows' times have a zone.
+FAILURES = """
+SELECT COALESCE(error_code, '?') AS code, count(*) AS steps, count(DISTINCT task_id) AS looks,
+       ROUND(EXTRACT(EPOCH FROM (NOW() - max(COALESCE(completed_at, created_at))))) AS last_s,
+       (array_agg(error ORDER BY COALESCE(completed_at, created_at) DESC))[1] AS latest
+FROM replicate_task_steps
+WHERE created_at >= NOW() - make_interval(secs => %(since_s)s) AND status IN ('failed', 'canceled')
+  AND error_code IS DISTINCT FROM 'canceled_by_user'
+GROUP BY 1
+ORDER BY steps DESC, code
+"""
+
+# Steps whose prediction is still not created, by how long they have been trying: each retry of a
+# failing create re-claims the task and moves its updated_at, so "since last change" stays small
+# through a Replicate outage; the step row's created_at does not move.
+NOT_STARTED = """
+SELECT t.id, t.current_step, t.total_steps, t.launch_failures,
+       ROUND(EXTRACT(EPOCH FROM (NOW() - s.created_at))) AS trying_s,
+       GREATEST(ROUND(EXTRACT(EPOCH FROM (t.not_before - NOW()))), 0) AS next_try_s
+FROM replicate_tasks t
+JOIN replicate_task_steps s ON s.task_id = t.id AND s.step = t.current_step AND s.attempt = t.attempt
+WHERE t.status = 'processing' AND t.prediction_id IS NULL
+  AND s.created_at < NOW() - make_interval(secs => %(after_s)s)
+ORDER BY s.created_at
+LIMIT 20
+"""
+
 # Due now: the claim (if it is older than a create could take), the back-off and the check time
 # are cleared, so the next worker or checker ping takes the task first.
 REDRIVE = """
 UPDATE replicate_tasks
-SET claim_token = NULL, claimed_at = NULL, not_before = NULL, checked_at = NULL, updated_at = NOW()
+SET claim_token = NULL, claimed_at = NULL, not_before = NULL, checked_at = NULL  -- not updated_at: nothing moved yet
 WHERE id = %(id)s AND status IN ('pending', 'processing')
   AND (claimed_at IS NULL OR claimed_at < NOW() - make_interval(secs => %(live_claim_s)s))
 RETURNING id, status, prediction_id
@@ -61,12 +89,14 @@ LIMIT 20
 """
 
 # `monitor spend`: what the steps that ended since a moment cost, from each step's recorded cost
-# (all attempts: money spent on failures counts). `unpriced`: steps without a recorded cost.
+# (all attempts: money spent on failures counts). `unpriced`: steps that ran a prediction but have
+# no recorded cost (a step that never created one cost nothing).
 _ENDED_SINCE = "s.completed_at >= NOW() - make_interval(secs => %(since_s)s)"
 
 SPEND_PER_DAY = f"""
 SELECT to_char(s.completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) AS steps,
-       count(*) FILTER (WHERE s.cost_usd IS NULL) AS unpriced, COALESCE(sum(s.cost_usd), 0) AS cost_usd
+       count(*) FILTER (WHERE s.cost_usd IS NULL AND s.prediction_id IS NOT NULL) AS unpriced,
+       COALESCE(sum(s.cost_usd), 0) AS cost_usd
 FROM replicate_task_steps s
 WHERE {_ENDED_SINCE}
 GROUP BY 1

@@ -114,3 +114,89 @@ def test_without_database_url_it_says_what_to_set():
     result = subprocess.run([sys.executable, "-m", "monitor"], cwd=ROOT, capture_output=True, text=True,
                             env={"PATH": os.environ["PATH"]}, timeout=60)
     assert result.returncode == 2 and "DATABASE_URL is not set" in result.stderr
+
+
+def section(out: str, title: str) -> str:
+    return out.split(title, 1)[1].split("\n\n", 1)[0]
+
+
+def test_the_overview_counts_failed_steps_by_error_code_without_user_cancels(fn, sim, env):
+    sim.set_faults(create_failures=[{"status": 401}, {"status": 401}])
+    rejected = [fn.start(look(1), user=f"r{i}").body["task_id"] for i in range(2)]
+    assert fn.worker().body["failed"] == 2
+    sim.set_faults(outcomes=["failed"], failure_error="No person detected in the image")
+    model = fn.start(look(1), user="m").body["task_id"]
+    drive(fn, model, "failed", user="m")
+    sim.set_faults(duration_s=60)
+    canceled = fn.start(look(1), user="c").body["task_id"]
+    fn.worker()
+    assert fn.act(canceled, "cancel", user="c").status == 200
+    failures = section(monitor(env).stdout, "Steps that failed in the last 24 h")
+    assert failures.startswith(", by error_code (3; user cancels not counted)")
+    rows = [line.split()[:3] for line in failures.splitlines()[3:]]
+    assert rows == [["replicate_rejected", "2", "2"], ["model_failed", "1", "1"]]
+    assert "could not sign in to Replicate" in failures and "canceled_by_user" not in failures
+    assert all(task_id not in failures for task_id in rejected)  # counts, not a list of looks
+
+
+def test_a_step_replicate_will_not_create_shows_how_long_it_has_been_trying(fn, sim, env):
+    sim.set_faults(create_failures=[{"status": 503}] * 50)
+    task_id = fn.start(look(2)).body["task_id"]
+    fn.worker()
+    assert fn.status(task_id).body["steps"][0]["prediction_id"] is None
+    sql(env, "UPDATE replicate_task_steps SET created_at = NOW() - INTERVAL '5 minutes' WHERE task_id = %s", (task_id,))
+    sql(env, "UPDATE replicate_tasks SET updated_at = LOCALTIMESTAMP WHERE id = %s", (task_id,))  # a retry just now
+    out = monitor(env).stdout
+    [row] = section(out, "Steps not yet created at Replicate").splitlines()[3:]
+    assert row.split()[0] == task_id and "step 1/2" in row
+    assert int(row.split("step 1/2")[1].split()[1]) >= 299  # trying for, in seconds, not "since last change"
+
+
+def test_redrive_does_not_count_as_a_change(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    sql(env, "UPDATE replicate_tasks SET created_at = NOW() - INTERVAL '1 hour', updated_at = LOCALTIMESTAMP - "
+             "INTERVAL '1 hour', not_before = NOW() + INTERVAL '1 hour' WHERE id = %s", (task_id,))
+    assert "Re-drove 1 of 1." in monitor(env, "redrive", task_id, "--yes").stdout
+    assert task_id in monitor(env, "stuck", "--minutes", "10").stdout
+    assert sql(env, "SELECT updated_at < LOCALTIMESTAMP - INTERVAL '59 minutes' FROM replicate_tasks WHERE id = %s",
+               (task_id,)) == [(True,)]
+
+
+def test_fail_without_a_replicate_token_refuses_rather_than_leave_predictions_running(fn, sim, env):
+    sim.set_faults(duration_s=60)
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    environment = {k: v for k, v in os.environ.items() if k != "REPLICATE_API_TOKEN"}
+    environment["DATABASE_URL"] = env["DATABASE_URL"]
+
+    def fail(*extra):
+        return subprocess.run([sys.executable, "-m", "monitor", "fail", task_id, "--reason", "Maintenance.", "--yes",
+                               *extra], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
+
+    refused = fail()
+    assert refused.returncode == 2 and "--no-cancel" in refused.stdout
+    assert fn.status(task_id).body["status"] == "processing"
+    forced = fail("--no-cancel")
+    assert forced.returncode == 0 and f"{task_id}: failed" in forced.stdout
+    assert fn.status(task_id).body["status"] == "failed"
+
+
+def test_an_unreachable_database_is_a_sentence_and_watch_keeps_trying(env):
+    dead = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"}
+    once = subprocess.run([sys.executable, "-m", "monitor"], cwd=ROOT, env=dead, capture_output=True, text=True,
+                          timeout=60)
+    assert once.returncode == 2 and once.stderr.startswith("Cannot reach the database:")
+    assert "Traceback" not in once.stderr
+    watching = subprocess.run([sys.executable, "-m", "monitor", "--watch", "0.1", "--iterations", "2"], cwd=ROOT,
+                              env=dead, capture_output=True, text=True, timeout=60)
+    assert watching.returncode == 0 and watching.stdout.count("the database is unreachable, trying again") == 2
+    assert "Traceback" not in watching.stderr
+
+
+def test_ages_do_not_follow_the_operators_own_time_zone(fn, sim, env):
+    fn.start(look(1))
+    full_env = {**os.environ, "DATABASE_URL": env["DATABASE_URL"], "PGTZ": "Asia/Tokyo"}
+    out = subprocess.run([sys.executable, "-m", "monitor"], cwd=ROOT, env=full_env, capture_output=True, text=True,
+                         timeout=60).stdout
+    [row] = section(out, "Active tasks").splitlines()[3:]
+    assert int(row.split()[-2]) < 600, row  # seconds since the last change, not 9 hours

@@ -115,6 +115,15 @@ def _step_spend(database_url, task_id):
                                  " WHERE task_id = %(id)s", {"id": task_id})
 
 
+def test_a_step_that_never_created_a_prediction_is_not_called_unpriced(database_url, task_factory):
+    task_id = task_factory("failed", user_id="dora")
+    run_sql(database_url, "INSERT INTO replicate_task_steps (task_id, step, attempt, status, error_code, completed_at) "
+                          "VALUES (%s, 1, 1, 'failed', 'replicate_rejected', NOW())", (task_id,))
+    out = report(database_url)
+    assert ["failed", "1", "$0.0000"] in section(out, "Per outcome")
+    assert "without a recorded cost" not in out
+
+
 def test_a_user_cancel_records_the_canceled_steps_cost_and_spend_counts_it(fn, sim, database_url):
     task_id, prediction_id = _running_step(fn, sim)
     assert fn.act(task_id, "cancel").status == 200
