@@ -144,6 +144,22 @@ def test_a_line_wrapped_base64_data_uri_is_the_same_image(fn, env):
     assert [path.read_bytes() for path in stored_files(env)] == [png_bytes(size=(300, 300))]
 
 
+def test_whitespace_in_a_data_uri_costs_no_more_memory_than_the_body():
+    import tracemalloc
+
+    from shared.images import InvalidImage, parse_image
+
+    body = "data:image/png;base64," + "A " * 1_750_000  # 3.5 MB: the platform's whole request
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidImage):
+            parse_image(body, max_bytes=3 * 1024 * 1024)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(body), peak  # a few copies of the text at most, not a string per token
+
+
 def test_min_image_side_is_configurable(fn, env, monkeypatch):
     monkeypatch.setenv("MIN_IMAGE_SIDE", "100")
     assert fn.start({"person_image": data_uri(png_bytes(size=(100, 120))), "garments": [HTTPS]}).status == 200
