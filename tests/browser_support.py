@@ -36,7 +36,10 @@ def picture(path, colour, size, garment=False, fmt="PNG"):
 
 
 def open_page(browser, viewport=None, **options):
-    """A fresh browser profile (its own localStorage: its own anonymous user)."""
+    """A fresh browser profile (its own localStorage: its own anonymous user), a Russian-speaking
+    shopper's unless `locale` says otherwise (the page picks English only for browsers that prefer
+    no Russian at all)."""
+    options.setdefault("locale", "ru-RU")
     context = browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True, **options)
     page = context.new_page()
     page.set_default_timeout(30_000)

@@ -64,27 +64,38 @@ def test_create_stays_off_after_cancel_and_retry(page, devserver, images):
 
 
 def test_a_resent_submission_reuses_its_idempotency_key_and_a_changed_form_gets_a_new_one(page, devserver, images):
+    page.add_init_script("window.TRYON_CONFIG = {retryPauseSeconds: 0.1};")
     page.goto(devserver.url + "/")
     fill_look(page, images, garments=("shirt",))
     keys = []
+    lost = [2]
 
-    def drop_first_two(route, request):
+    def drop(route, request):
         keys.append(request.headers["idempotency-key"])
-        if len(keys) <= 2:
-            route.abort("connectionreset")  # the network lost the request: the shopper presses again
+        if lost[0] > 0:
+            lost[0] -= 1
+            route.abort("connectionreset")  # the network lost the request: the page sends it again
         else:
             route.continue_()
 
-    page.route("**/start", drop_first_two)
+    page.route("**/start", drop)
     page.get_by_test_id("start").click()
-    page.get_by_test_id("error").wait_for(state="visible")
+    wait_status(page, "completed")
+    assert len(keys) == 3 and len(set(keys)) == 1
+    # A form changed while the page waits to send it again is a new submission: a new key.
+    page.get_by_test_id("new-look").click()
+    fill_look(page, images, garments=("shirt",))
+    keys.clear()
+    lost[0] = 10**6
     page.get_by_test_id("start").click()
     page.wait_for_function("document.querySelector('#error-text').textContent.includes('Нет связи')")
     page.get_by_test_id("garment-category").first.select_option("dresses")
+    page.wait_for_function("!document.querySelector('[data-testid=start]').disabled")  # the old one dropped
+    lost[0] = 0
     page.get_by_test_id("start").click()
     wait_status(page, "completed")
-    assert keys[0] == keys[1]
-    assert keys[2] != keys[1]
+    assert len(set(keys[:-1])) == 1
+    assert keys[-1] != keys[0]
 
 
 def test_three_new_looks_then_a_fourth_starts_and_all_four_stay_reachable_in_my_looks(page, devserver, images):
@@ -147,7 +158,8 @@ def test_a_heic_photo_gets_its_own_message(page, devserver, images):
     page.get_by_test_id("garment-input").first.set_input_files(images["heic"])
     message = page.locator(".garment .picker-error")
     message.wait_for(state="visible")
-    assert message.inner_text() == "HEIC is not supported: save “IMG_0042.HEIC” as JPEG."
+    assert message.inner_text() == ("HEIC is not supported: save “IMG_0042.HEIC” as JPEG "
+                                    "(on an iPhone: Settings → Camera → Formats → “Most Compatible”).")
 
 
 def test_a_link_with_a_login_in_it_is_explained(page, devserver, images):

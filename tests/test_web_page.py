@@ -130,7 +130,10 @@ def test_cancel_while_a_step_runs(page, devserver, images):
         wait_status(page, "processing")
         page.get_by_test_id("cancel").click()
         wait_status(page, "failed")
-        assert page.get_by_test_id("error").inner_text() == "Вы отменили этот шаг."
+        # The shopper's own choice: said plainly, not as a red error (tests/test_web_shopper_fixes.py).
+        assert page.get_by_test_id("progress").inner_text() == "Вы остановили шаг 1 из 1"
+        assert page.get_by_test_id("hint").inner_text() == "Нажмите «Повторить», чтобы запустить шаг 1 заново."
+        assert page.get_by_test_id("error").is_hidden()
         assert page.get_by_test_id("retry").is_visible()
     finally:
         sim_faults(devserver, duration_s=None)

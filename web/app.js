@@ -47,7 +47,7 @@
       seconds: "{n} с", minutes: "{n} мин",
       lockedNote: "Этот образ уже создан. Чтобы собрать другой, нажмите «Новый образ».",
       foreignNote: "Фото этого образа остались в браузере, где его создали.",
-      confirmLeave: "Этот образ ещё не завершён. Он останется в «Мои образы», и к нему можно вернуться. Начать новый?",
+      confirmLeave: "Этот образ ещё не завершён. Он останется в «Моих образах», и к нему можно вернуться. Начать новый?",
       confirmYes: "Начать новый образ", stay: "Остаться",
       myLooks: "Мои образы", open: "Открыть", opened: "Открыт", lookOf: "Образ: шаг {k} из {n}", more: "Показать ещё",
       lookFinish: "Завершить", lookCancel: "Отменить",
@@ -59,6 +59,13 @@
       heic: "Формат HEIC не поддерживается — сохраните «{file}» как JPEG (на iPhone: Настройки → Камера → Форматы → «Наиболее совместимый»).",
       tooSmall: "Картинка слишком маленькая: {w}×{h} пикселей. Нужно не меньше {min} пикселей по каждой стороне.",
       network: "Нет связи с сервером. Пробуем ещё раз…", tooMany: "Можно добавить не больше {n} вещей.",
+      serverDown: "Сервер сейчас не отвечает. Пробуем ещё раз…",
+      gaveUp: "Связь с сервером так и не появилась. Проверьте интернет и нажмите «{button}» ещё раз.",
+      continueName: "Продолжить", language: "Язык",
+      shareGoneOwn: "Эта ссылка больше не действует. Ниже можно собрать свой образ.",
+      stopped: "Вы остановили шаг {k} из {n}",
+      stoppedRetry: "Нажмите «{retry}», чтобы запустить шаг {k} заново.",
+      stoppedRetryOrFinish: "Нажмите «{retry}», чтобы запустить шаг {k} заново, или «{finish}», чтобы оставить образ таким, каким он был после шага {prev}.",
       lost: "Эта примерка не найдена: её могли создать в другом браузере (показать образ другому можно кнопкой «Поделиться»). Начните новый образ.",
     },
     en: {
@@ -93,9 +100,16 @@
       badUrl: "The link must start with https://",
       urlLogin: "The link has a login or password in it. Use a public link to the picture, without them.",
       notImage: "“{file}” does not look like an image. PNG, JPEG or WebP will do.",
-      heic: "HEIC is not supported: save “{file}” as JPEG.",
+      heic: "HEIC is not supported: save “{file}” as JPEG (on an iPhone: Settings → Camera → Formats → “Most Compatible”).",
       tooSmall: "The picture is too small: {w}×{h} pixels. It needs at least {min} pixels on each side.",
-      network: "Cannot reach the server. Trying again…", tooMany: "At most {n} garments can be added.",
+      network: "No connection to the server. Trying again…", tooMany: "At most {n} garments can be added.",
+      serverDown: "The server is not answering right now. Trying again…",
+      gaveUp: "The connection to the server did not come back. Check your internet and press “{button}” again.",
+      continueName: "Continue", language: "Language",
+      shareGoneOwn: "This link no longer works. You can make your own look below.",
+      stopped: "You stopped step {k} of {n}",
+      stoppedRetry: "Press “{retry}” to run step {k} again.",
+      stoppedRetryOrFinish: "Press “{retry}” to run step {k} again, or “{finish}” to keep the look as it was after step {prev}.",
       lost: "This try-on was not found: it may have been made in another browser (to show a look to someone, use “Share”). Start a new look.",
     },
   };
@@ -160,7 +174,21 @@
   };
 
   const params = new URLSearchParams(location.search);
-  const lang = params.get("lang") === "en" ? "en" : "ru";
+  const LANGS = ["ru", "en"];
+  const langOf = (value) => LANGS.find((code) => new RegExp(`^${code}(?:[-_]|$)`, "i").test((value || "").trim()));
+  // ?lang= (any case, en-US too), else the choice made with the switch in this browser, else
+  // Russian, the page's language, unless the browser's preferred languages hold no Russian at all.
+  function pickLang() {
+    const asked = langOf(params.get("lang"));
+    if (asked) return asked;
+    let chosen = null;
+    try { chosen = langOf(localStorage.getItem("tryon.lang")); } catch (error) { /* no storage */ }
+    if (chosen) return chosen;
+    const preferred = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language])
+      .filter(Boolean);
+    return preferred.length && !preferred.some((code) => langOf(code) === "ru") ? "en" : "ru";
+  }
+  const lang = pickLang();
   const fill = (text, vars) => text.replace(/\{(\w+)\}/g, (_, name) => vars[name] ?? "");
   const t = (key, vars = {}) => fill(TEXT[lang][key] || key, vars);
 
@@ -171,6 +199,7 @@
     progress: $("progress"), estimate: $("estimate"), barWrap: $("bar-wrap"), bar: $("step-progress"),
     barFill: $("bar-fill"), eta: $("eta"), image: $("step-image"), before: $("before-image"),
     spinner: $("spinner"), placeholder: $("placeholder"), compareWrap: $("compare-wrap"), compare: $("compare"),
+    notice: $("notice"), hint: $("hint"),
     error: $("error"), errorText: $("error-text"), errorMore: $("error-more"), errorDetail: $("error-detail"),
     continue: $("continue"), finish: $("finish"), retry: $("retry"), download: $("download"),
     share: $("share"), cancel: $("cancel"), newLook: $("new-look"),
@@ -191,6 +220,30 @@
   document.documentElement.lang = lang;
   document.title = t("title");
   translate(document);
+
+  // RU / EN in the header: a link to this page in the other language (the look on screen kept).
+  const langLinks = [...document.querySelectorAll("#lang-switch a[data-lang]")];
+  $("lang-switch").setAttribute("aria-label", t("language"));
+  function langHref(code) {
+    const url = new URL(location.href);
+    url.searchParams.set("lang", code);
+    return url.href;
+  }
+  function refreshLangLinks() {
+    for (const link of langLinks) {
+      link.href = langHref(link.dataset.lang);
+      if (link.dataset.lang === lang) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    }
+  }
+  for (const link of langLinks) {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      try { localStorage.setItem("tryon.lang", link.dataset.lang); } catch (error) { /* no storage */ }
+      if (link.dataset.lang !== lang) location.assign(langHref(link.dataset.lang));
+    });
+  }
+  refreshLangLinks();
 
   // --- what this browser remembers -------------------------------------------------------------
 
@@ -452,6 +505,40 @@
     return body;
   }
 
+  // A request that never got an answer (no connection) or got a gateway's 502/503/504 is sent
+  // again while the page is open: after 1, 2, 4, 8, 15, 15… s (config.retryPauseSeconds doubled, at
+  // most 15 s), and at once when the browser says it is back online. After config.retrySeconds the shopper is asked to press the button again.
+  const RETRYABLE = new Set([0, 502, 503, 504]);
+  const retryable = (error) => error instanceof ApiError && RETRYABLE.has(error.status);
+  const RETRY_TEXTS = () => [t("network"), t("serverDown")];
+
+  function pause(ms) {
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); removeEventListener("online", done); resolve(); };
+      const timer = setTimeout(done, ms);
+      addEventListener("online", done);
+    });
+  }
+
+  // `attempt(tries)` until it answers. `stillWanted()` false (the form changed meanwhile) drops it.
+  async function persist(attempt, button, stillWanted = () => true) {
+    const setting = (value, fallback) => (Number.isFinite(value) && value >= 0 ? value : fallback);
+    const deadline = Date.now() + setting(config.retrySeconds, 120) * 1000;
+    const first = Math.max(0.05, setting(config.retryPauseSeconds, 1));
+    for (let tries = 0; ; tries++) {
+      try {
+        return await attempt(tries);
+      } catch (error) {
+        if (!retryable(error)) throw error;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new ApiError(t("gaveUp", { button }), error.status, null);
+        showError(error.status === 0 ? t("network") : t("serverDown"));
+        await pause(Math.min(left, 1000 * Math.min(15, first * 2 ** tries)));
+        if (!stillWanted()) throw new ApiError("", -1, null);
+      }
+    }
+  }
+
   const statusUrl = (query) => `${config.status}${config.status.includes("?") ? "&" : "?"}${new URLSearchParams(query)}`;
   const post = (body) => call(config.continue, { method: "POST", body: JSON.stringify(body) });
 
@@ -476,6 +563,7 @@
       url.searchParams.delete("task");
     }
     history.replaceState(null, "", url);
+    refreshLangLinks();
   }
 
   function showError(message, detail = null) {
@@ -491,20 +579,55 @@
     refreshStart();
   }
 
+  // Where a look stands: an action sent again goes out only while the look is still there.
+  function whereIs(view) {
+    const step = (view.steps || []).find((s) => s.step === view.current_step);
+    return `${view.status}:${view.current_step}:${step ? step.attempt : ""}`;
+  }
+
+  const BUTTON_NAMES = { continue: "continueName", finish: "finish", retry: "retry", cancel: "cancel" };
+
   async function act(action) {
     if (busy || !taskId) return;
+    const id = taskId;
+    const pressedAt = lastView ? whereIs(lastView) : null;
     setBusy(true);
     showError("");
     try {
-      render(await post({ task_id: taskId, action }));
+      // The lost request may have reached the server: continue and retry are not safe to send
+      // twice (the next step could be ready again by then), so the look is read first and the
+      // action is sent again only if the look is still where it was when the button was pressed;
+      // a 409 to a resent action means the first one got through.
+      const view = await persist(async (tries) => {
+        if (tries > 0) {
+          const now = await call(statusUrl({ task_id: id }));
+          if (whereIs(now) !== pressedAt) return now;
+        }
+        try {
+          return await post({ task_id: id, action });
+        } catch (error) {
+          if (tries > 0 && error.status === 409) return call(statusUrl({ task_id: id }));
+          throw error;
+        }
+      }, t(BUTTON_NAMES[action] || action));
+      showError("");
+      render(view);
+      focusLook();
     } catch (error) {
       showError(error.message);
       if (error.body && error.body.status) await refresh();
+      if (document.activeElement === document.body || !document.activeElement) focusLook();
     } finally {
       setBusy(false);
       schedulePoll();
       loadLooks();
     }
+  }
+
+  // After a button of the look: the heading that says where the look is now (the button pressed
+  // is disabled while it works, and often hidden after).
+  function focusLook() {
+    ui.progress.focus({ preventScroll: true });
   }
 
   async function start() {
@@ -519,15 +642,20 @@
       if (problem) return picker.setProblem(problem, true);
     }
     submission = submission || { key: crypto.randomUUID() };
+    const sent = submission;
+    const payload = JSON.stringify({ person_image: photo, garments });
     setBusy(true);
     showError("");
     try {
-      const created = await call(config.start, {
+      // Sent again as it was, with the same Idempotency-Key: start answers with the look that key
+      // already made, so a retry never makes a second look. Editing the form drops the retry.
+      const created = await persist(() => call(config.start, {
         method: "POST",
-        headers: { "Idempotency-Key": submission.key },
-        body: JSON.stringify({ person_image: photo, garments }),
-      });
+        headers: { "Idempotency-Key": sent.key },
+        body: payload,
+      }), t("start"), () => submission === sent);
       submission = null;
+      showError("");
       rememberLook(created.task_id, {
         before: person.before,
         garments: garmentPickers.filter((p) => p.image).map((p) => ({
@@ -542,7 +670,9 @@
       remember(created.task_id);
       render({ task_id: created.task_id, status: created.status, current_step: 0, total_steps: created.total_steps,
                actions: ["cancel"], steps: [] });
+      ui.notice.hidden = true;
       revealLook();
+      focusLook();
       await refresh();
     } catch (error) {
       showError(error.message);
@@ -570,16 +700,35 @@
     const query = shareToken !== null ? { share: shareToken } : { task_id: taskId, force_check: "true" };
     try {
       render(await call(statusUrl(query)));
-      if (ui.errorText.textContent === t("network")) showError("");
+      if (!busy && RETRY_TEXTS().includes(ui.errorText.textContent)) showError("");
     } catch (error) {
-      if (error.status === 404) {
-        const gone = shareToken !== null ? t("shareGone") : t("lost");
-        if (shareToken === null) { remember(null); reset(); }
-        showError(gone);
+      if (error.status === 404 && shareToken !== null) {
+        leaveShare();
+      } else if (error.status === 404) {
+        remember(null);
+        reset();
+        showError(t("lost"));
       } else {
         showError(error.message);
       }
     }
+  }
+
+  // A share link that no longer works: say so at the top, where the page opens, and give the
+  // shopper the page as it is without a link (the form below usable, their own looks).
+  function leaveShare() {
+    shareToken = null;
+    ui.layout.classList.remove("shared");
+    const url = new URL(location.href);
+    url.searchParams.delete("share");
+    history.replaceState(null, "", url);
+    refreshLangLinks();
+    reset();
+    setText(ui.notice, t("shareGoneOwn"));
+    ui.notice.hidden = false;
+    ui.announce.textContent = t("shareGoneOwn");
+    ui.notice.focus();
+    loadLooks();
   }
 
   function schedulePoll() {
@@ -604,11 +753,14 @@
     ui.layout.classList.add("has-look");
     lockForm(local);
 
-    const text = t(state.text, { k: state.failure ? Math.max(k, 1) : k, n });
+    // A step the shopper stopped is no failure: said plainly, with what the buttons now do.
+    const stopped = Boolean(state.failure && failureOf(view).code === "canceled_by_user");
+    const text = t(stopped ? "stopped" : state.text, { k: state.failure ? Math.max(k, 1) : k, n });
     // A viewer of a shared look is told what it holds, not the owner's next step.
     const tried = state.result || view.status === "waiting_continue" ? k : Math.max(k - 1, 0);
     setText(ui.progress, shareToken !== null ? `${t("sharedTitle")} · ${t("sharedSteps", { k: tried, n })}` : text);
     ui.progress.dataset.status = view.status;
+    ui.progress.classList.toggle("stopped", stopped);
     announce(`${view.status}:${k}`, text);
 
     const estimate = local && local.estimate;
@@ -646,7 +798,7 @@
     ui.share.hidden = shareToken !== null || !image;
     ui.newLook.hidden = shareToken !== null;
     if (previous && previous.task_id !== view.task_id) ui.shareBox.hidden = true;
-    showFailure(view, k);
+    showFailure(view, k, stopped, can);
     renderSteps(view);
     if (shareToken === null) followInLooks(view);
   }
@@ -717,19 +869,32 @@
     ui.before.style.clipPath = `inset(0 ${100 - value}% 0 0)`;
   }
 
-  function showFailure(view, k) {
-    if (!stateOf(view.status).failure || !(view.error_code || view.error_message)) {
-      if (!busy && ui.errorText.textContent !== t("network")) showError("");
-      return;
-    }
+  // A failed look's error_code (or, from a backend without codes, the one its sentence stands for)
+  // and the model's own words.
+  function failureOf(view) {
     let code = view.error_code || null;
     let detail = view.error_detail ?? null;
-    if (!code) {
+    if (!code && view.error_message) {
       const found = FAILURE_SENTENCES.find(([pattern]) => pattern.test(view.error_message));
       code = found ? found[1] : null;
       const words = found && found[0].exec(view.error_message)[1];
       detail = words || (found ? null : view.error_message);
     }
+    return { code, detail };
+  }
+
+  function showFailure(view, k, stopped, can) {
+    const hint = stopped && can.has("retry")
+      ? t(can.has("finish") ? "stoppedRetryOrFinish" : "stoppedRetry",
+          { k: Math.max(k, 1), prev: Math.max(k - 1, 1), retry: t("retry"), finish: t("finish") })
+      : "";
+    setText(ui.hint, hint);
+    ui.hint.hidden = !hint;
+    if (stopped || !stateOf(view.status).failure || !(view.error_code || view.error_message)) {
+      if (!busy && !RETRY_TEXTS().includes(ui.errorText.textContent)) showError("");
+      return;
+    }
+    const { code, detail } = failureOf(view);
     const sentences = FAILURES[lang];
     const sentence = fill(sentences[code] || sentences.other, { k: Math.max(k, 1), retry: t("retry") });
     showError(sentence, detail && detail !== sentence ? detail : null);
@@ -771,7 +936,31 @@
     ui.viewerImage.alt = t("stepLabel", { k: step.step });
     setDownload(ui.viewerDownload, step.image_url, step.step);
     ui.viewer.showModal();
+    // On a phone Back closes the viewer instead of leaving the page: the viewer has its own
+    // history entry, dropped again when the viewer is closed some other way.
+    if (!viewerEntry) {
+      if (!(history.state && history.state.tryonViewer)) history.pushState({ tryonViewer: step.step }, "", location.href);
+      viewerEntry = true;
+    }
   }
+  let viewerEntry = false;
+
+  ui.viewer.addEventListener("close", () => {
+    if (!viewerEntry) return;
+    viewerEntry = false;
+    history.back();
+  });
+  addEventListener("popstate", (event) => {
+    if (viewerEntry) {
+      viewerEntry = false;
+      if (ui.viewer.open) ui.viewer.close();
+      return;
+    }
+    // Forward again onto a viewer's entry: the viewer opens again, if its step is still on screen.
+    const k = event.state && event.state.tryonViewer;
+    const step = k && lastView && (lastView.steps || []).find((s) => s.step === k && s.image_url);
+    if (step) openViewer(step, lastView.total_steps);
+  });
 
   function setDownload(link, url, k) {
     link.href = url;
@@ -830,6 +1019,8 @@
                       ui.continue, ui.finish, ui.retry, ui.cancel, ui.download, ui.share, ui.newLook]) el.hidden = true;
     ui.placeholder.hidden = false;
     ui.steps.replaceChildren();
+    ui.hint.hidden = true;
+    ui.progress.classList.remove("stopped");
     showError("");
     refreshStart();
   }
@@ -861,6 +1052,7 @@
     reset();
     loadLooks();
     ui.compose.scrollIntoView({ block: "start" });
+    person.file.focus({ preventScroll: true });
   }
 
   async function openLook(id) {
@@ -1085,6 +1277,9 @@
   ui.download.addEventListener("click", download);
   ui.viewerDownload.addEventListener("click", download);
   ui.viewerClose.addEventListener("click", () => ui.viewer.close());
+  addEventListener("online", () => {
+    if (!busy && (taskId || shareToken !== null)) refresh().then(schedulePoll);
+  });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && (taskId || shareToken !== null)) refresh().then(schedulePoll);
   });

@@ -8,4 +8,6 @@ window.TRYON_CONFIG = Object.assign({
   maxGarments: 5,
   minImageSide: 256,  // MIN_IMAGE_SIDE of the functions: smaller pictures are refused before upload
   pollSeconds: 2,
+  retrySeconds: 120,      // a button's request that finds no connection is sent again for this long
+  retryPauseSeconds: 1,   // first pause before sending it again (doubled each time, at most 15 s)
 }, window.TRYON_CONFIG || {});
