@@ -22,16 +22,20 @@ IDLE_FINISH_BATCH = 100
 _CLAIMS = {Action.CONTINUE: queries.CLAIM_CONTINUE, Action.RETRY: queries.CLAIM_RETRY}
 
 
-def perform(services: Services, task_id: str, user: str | None, action: Action) -> dict[str, Any]:
+def perform(services: Services, task_id: str, user: str | None, action: Action,
+            seen: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """`seen`: the look's `step` and `attempt` when the button was pressed (each may be None): an
+    action meant for a look that has moved on since is a 409 and changes nothing."""
     db = services.db
+    seen = {"step": None, "attempt": None, **(seen or {})}
     task = load_owned(db, task_id, user).task
     move = transition(task.status, action, has_image=bool(task.intermediate_result))
-    if move is None:
+    if move is None or _moved_on(task, seen):
         raise wrong_state(task, action)
     if move.starts_step:
         # Each step is a paid prediction: it counts against the user's hourly step budget.
         check_step_budget(db, services.settings, task.user_id)
-        claimed = db.one(_CLAIMS[action], {"id": task_id, "token": queries.new_claim_token()})
+        claimed = db.one(_CLAIMS[action], {"id": task_id, "token": queries.new_claim_token(), **seen})
         if claimed is None:
             raise wrong_state(load_owned(db, task_id, user).task, action)
         step = Task.from_row(claimed)
@@ -54,6 +58,11 @@ def perform(services: Services, task_id: str, user: str | None, action: Action) 
         if canceled["prediction_id"]:
             _cancel_prediction(services, canceled["prediction_id"])
     return body(load_owned(db, task_id, user))
+
+
+def _moved_on(task: Task, seen: dict[str, int | None]) -> bool:
+    return (seen["step"] is not None and seen["step"] != task.current_step) or (
+        seen["attempt"] is not None and seen["attempt"] != task.attempt)
 
 
 def _cancel_prediction(services: Services, prediction_id: str) -> None:

@@ -76,6 +76,10 @@ WITH due AS (
 ), """ + _NEW_STEP_ROW
 
 # Continue: the next step, from the image the user just looked at.
+# A button pressed on a look as its step and attempt were then (each optional): a request sent again
+# after its answer was lost finds the look moved on and changes nothing (a second paid step).
+_AS_SEEN = "current_step = COALESCE(%(step)s, current_step) AND attempt = COALESCE(%(attempt)s, attempt)"
+
 CLAIM_CONTINUE = """
 WITH claimed AS (
     UPDATE replicate_tasks
@@ -84,7 +88,7 @@ WITH claimed AS (
         claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, error_code = NULL,
         error_detail = NULL, launch_failures = 0, create_sent_at = NULL,
         updated_at = NOW()
-    WHERE id = %(id)s AND status = 'waiting_continue' AND current_step < total_steps
+    WHERE id = %(id)s AND status = 'waiting_continue' AND current_step < total_steps AND """ + _AS_SEEN + """
     RETURNING *
 ), """ + _NEW_STEP_ROW
 
@@ -98,7 +102,7 @@ WITH claimed AS (
         claim_token = %(token)s, claimed_at = NOW(), error_message = NULL, error_code = NULL,
         error_detail = NULL, launch_failures = 0, create_sent_at = NULL,
         updated_at = NOW()
-    WHERE id = %(id)s AND status = 'failed' AND total_steps >= 1
+    WHERE id = %(id)s AND status = 'failed' AND total_steps >= 1 AND """ + _AS_SEEN + """
     RETURNING *
 ), """ + _NEW_STEP_ROW
 

@@ -71,6 +71,18 @@ def check_idempotency_key(value: str | None) -> str | None:
     return value.strip()
 
 
+def check_position(body: dict[str, Any]) -> dict[str, int | None]:
+    """Continue's optional `step` and `attempt`: where the look was when its button was pressed."""
+    seen: dict[str, int | None] = {}
+    for name in ("step", "attempt"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000):
+            raise InvalidInput(f"{name} must be a whole number from 0 to 1000: the look's {name} as you saw it.",
+                               code="invalid_field")
+        seen[name] = value
+    return seen
+
+
 def check_action(value: Any) -> Action:
     if value is None or value == "":
         return Action.CONTINUE

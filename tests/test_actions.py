@@ -208,3 +208,55 @@ def test_status_of_a_step_shows_its_garment_and_timestamps(fn, sim):
     assert step["garment"]["image"].startswith("http")
     assert step["started_at"] and step["completed_at"] and step["prediction_id"]
     assert view["created_at"].endswith("Z") and view["updated_at"].endswith("Z")
+
+
+# --- a button pressed on the look as it was (a request sent again after its answer was lost) --------
+
+def press(fn, task_id, action, **seen):
+    return fn.call("continue_", "POST", body={"task_id": task_id, "action": action, **seen},
+                   headers={"X-User-Id": "user-1"})
+
+
+def test_a_continue_sent_again_after_the_next_step_is_ready_changes_nothing(fn, sim):
+    task_id = fn.start(look(3)).body["task_id"]
+    drive(fn, task_id, "waiting_continue")
+    assert press(fn, task_id, "continue", step=1, attempt=1).status == 200
+    drive(fn, task_id, "waiting_continue")  # step 2 is ready: the lost request's twin arrives now
+    creates = sim.stats["create_calls"]
+    again = press(fn, task_id, "continue", step=1, attempt=1)
+    assert again.status == 409 and again.body["code"] == "wrong_state" and again.body["status"] == "waiting_continue"
+    view = fn.status(task_id).body
+    assert (view["status"], view["current_step"]) == ("waiting_continue", 2)
+    assert sim.stats["create_calls"] == creates
+    assert press(fn, task_id, "continue", step=2, attempt=1).status == 200  # as seen now: it goes on
+
+
+def test_a_retry_sent_again_after_the_retried_step_failed_too_changes_nothing(fn, sim):
+    sim.set_faults(outcomes=["failed", "failed"])
+    task_id = fn.start(look(2)).body["task_id"]
+    drive(fn, task_id, "failed")
+    assert press(fn, task_id, "retry", step=1, attempt=1).status == 200
+    drive(fn, task_id, "failed")  # attempt 2 failed as well
+    creates = sim.stats["create_calls"]
+    assert press(fn, task_id, "retry", step=1, attempt=1).status == 409
+    assert sim.stats["create_calls"] == creates
+    assert fn.status(task_id).body["steps"][0]["attempt"] == 2
+
+
+def test_finish_pressed_on_an_earlier_step_does_not_finish_a_later_one(fn, sim):
+    task_id = fn.start(look(3)).body["task_id"]
+    drive(fn, task_id, "waiting_continue")
+    fn.act(task_id, "continue")
+    drive(fn, task_id, "waiting_continue")
+    assert press(fn, task_id, "finish", step=1).status == 409
+    assert fn.status(task_id).body["status"] == "waiting_continue"
+
+
+@pytest.mark.parametrize("seen", [{"step": "1"}, {"step": -1}, {"attempt": True}, {"attempt": 1.5},
+                                  {"step": 10 ** 9}])
+def test_a_step_or_attempt_that_is_not_a_small_whole_number_is_a_400(fn, sim, seen):
+    task_id = fn.start(look(2)).body["task_id"]
+    drive(fn, task_id, "waiting_continue")
+    reply = press(fn, task_id, "continue", **seen)
+    assert reply.status == 400 and reply.body["code"] == "invalid_field"
+    assert fn.status(task_id).body["current_step"] == 1

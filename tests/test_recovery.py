@@ -79,7 +79,8 @@ def test_a_checker_that_died_mid_run_leaves_the_task_for_the_next_ping(fn, sim, 
 def test_a_continue_whose_launch_crashed_is_started_by_the_worker(fn, sim, env, monkeypatch):
     task_id = fn.start(look(2)).body["task_id"]
     drive(fn, task_id, "waiting_continue")
-    Database(env["DATABASE_URL"]).one(queries.CLAIM_CONTINUE, {"id": task_id, "token": "died"})
+    Database(env["DATABASE_URL"]).one(queries.CLAIM_CONTINUE, {"id": task_id, "token": "died", "step": None,
+                                                               "attempt": None})
     make_claims_stale(env)
     assert drive(fn, task_id, "completed")["status"] == "completed"
     assert sim.stats["predictions_created"] == 2

@@ -106,7 +106,7 @@ def test_a_double_click_on_continue_sends_one_request(page, devserver, images):
     page.on("request", lambda r: r.url.endswith("/continue") and sent.append(r.post_data_json))
     page.get_by_test_id("continue").dblclick()
     wait_status(page, "completed")
-    assert sent == [{"task_id": page.url.split("task=")[1], "action": "continue"}]
+    assert sent == [{"task_id": page.url.split("task=")[1], "action": "continue", "step": 1, "attempt": 1}]
     assert page.get_by_test_id("error").is_hidden()
 
 

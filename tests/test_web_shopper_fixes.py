@@ -133,59 +133,43 @@ def test_a_continue_sent_offline_goes_out_again_when_the_browser_is_back_online(
     assert posts[-1]["action"] == "continue"
 
 
-def test_a_continue_that_got_through_is_not_sent_twice(page, devserver, images):
-    """The answer is lost but the look moved on: read again, the look is no longer where Continue
-    was pressed, so Continue is not sent again (it would skip a step of a 3-garment look)."""
-    open_ready_look(page, devserver, images)  # step 1 of 2 ready
-    reached = []
+def test_a_continue_whose_answer_was_lost_is_sent_again_and_applied_once(page, devserver, images):
+    """The first Continue reached the server but its answer was lost; by the time the page sends it
+    again, step 2 is ready. Sent with the position it was pressed at (step 1, attempt 1), it is a
+    409 that changes nothing, which the page takes as done: a 3-garment look does not skip step 2."""
+    slow_first_retry(page)  # the page sends it again only when the test says it is online again
+    page.goto(devserver.url + "/")
+    fill_look(page, images, garments=("shirt", "skirt", "shirt"))
+    page.get_by_test_id("start").click()
+    page.get_by_test_id("continue").wait_for(state="visible")
+    task_id = page.url.split("task=")[1].split("&")[0]
+    user = page.evaluate("localStorage.getItem('tryon.user')")
+
+    def look():
+        return requests.get(devserver.url + "/status", params={"task_id": task_id}, headers={"X-User-Id": user},
+                            timeout=10).json()
 
     def lose_answer(route, request):
-        reached.append(request.post_data_json)
         route.fetch()
         route.abort("connectionreset")
 
     page.route("**/continue", lose_answer, times=1)
-    sent = []
-    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/continue") and sent.append(r))
+    sent, answers = [], []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/continue") and sent.append(r.post_data_json))
+    page.on("response", lambda r: r.request.method == "POST" and r.url.endswith("/continue") and answers.append(r.status))
     page.get_by_test_id("continue").click()
-    wait_status(page, "completed")
-    assert len(reached) == 1 and len(sent) == 1
-    assert page.get_by_test_id("error").is_hidden()
-    assert page.get_by_test_id("progress").inner_text() == "Готово! Образ собран (2 из 2)"
-
-
-def test_a_resent_continue_answered_409_counts_as_done(page, devserver, images):
-    """Continue got through but its answer was a gateway's 504, and the read after it came from a
-    stale cache: the page sends Continue again, the backend answers 409 wrong_state, and the page
-    reads the look and shows where it is, with no error."""
-    open_ready_look(page, devserver, images)
-    stale = page.evaluate("(url) => fetch(url, {headers: {'X-User-Id': localStorage.getItem('tryon.user')}})"
-                          ".then((r) => r.json())", devserver.url + "/status?task_id=" + page.url.split("task=")[1])
-    answers = []
-
-    def continue_route(route, request):
-        response = route.fetch()
-        answers.append(response.status)
-        if len(answers) == 1:
-            route.fulfill(status=504, body="Gateway Timeout")
-        else:
-            route.fulfill(response=response)
-
-    stale_reads = []
-
-    def status_route(route, request):
-        if answers and not stale_reads and "force_check" not in request.url:
-            stale_reads.append(request.url)
-            route.fulfill(status=200, content_type="application/json", body=json.dumps(stale))
-        else:
-            route.continue_()
-
-    page.route("**/continue", continue_route)
-    page.route("**/status?task_id=*", status_route)
-    page.get_by_test_id("continue").click()
-    wait_status(page, "completed")
-    assert answers == [200, 409]
-    assert stale_reads
+    error_text_is(page, NETWORK["ru"])
+    for _ in range(600):
+        if look()["status"] == "waiting_continue" and look()["current_step"] == 2:
+            break
+        page.wait_for_timeout(50)
+    assert (look()["status"], look()["current_step"]) == ("waiting_continue", 2)
+    page.context.set_offline(True)
+    page.context.set_offline(False)  # 'online': the page sends Continue again now
+    page.wait_for_function("() => document.querySelector('[data-testid=progress]').textContent.includes('2 из 3')")
+    assert [body["step"] for body in sent] == [1, 1] and all(body["attempt"] == 1 for body in sent)
+    assert answers == [409]  # the lost answer never reached the page
+    assert (look()["status"], look()["current_step"]) == ("waiting_continue", 2)
     assert page.get_by_test_id("error").is_hidden()
 
 

@@ -579,10 +579,11 @@
     refreshStart();
   }
 
-  // Where a look stands: an action sent again goes out only while the look is still there.
-  function whereIs(view) {
+  // Where a look stands when its button is pressed: sent with the action, so the server applies it
+  // only while the look is still there (a request sent again after its answer was lost is a 409).
+  function positionOf(view) {
     const step = (view.steps || []).find((s) => s.step === view.current_step);
-    return `${view.status}:${view.current_step}:${step ? step.attempt : ""}`;
+    return step && step.attempt ? { step: view.current_step, attempt: step.attempt } : { step: view.current_step };
   }
 
   const BUTTON_NAMES = { continue: "continueName", finish: "finish", retry: "retry", cancel: "cancel" };
@@ -590,21 +591,15 @@
   async function act(action) {
     if (busy || !taskId) return;
     const id = taskId;
-    const pressedAt = lastView ? whereIs(lastView) : null;
+    const seen = lastView && lastView.task_id === id ? positionOf(lastView) : {};
     setBusy(true);
     showError("");
     try {
-      // The lost request may have reached the server: continue and retry are not safe to send
-      // twice (the next step could be ready again by then), so the look is read first and the
-      // action is sent again only if the look is still where it was when the button was pressed;
-      // a 409 to a resent action means the first one got through.
+      // The lost request may have reached the server; sent again with the same position, it
+      // changes nothing once the look has moved on, and that 409 means the first one got through.
       const view = await persist(async (tries) => {
-        if (tries > 0) {
-          const now = await call(statusUrl({ task_id: id }));
-          if (whereIs(now) !== pressedAt) return now;
-        }
         try {
-          return await post({ task_id: id, action });
+          return await post({ task_id: id, action, ...seen });
         } catch (error) {
           if (tries > 0 && error.status === 409) return call(statusUrl({ task_id: id }));
           throw error;

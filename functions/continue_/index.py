@@ -1,11 +1,12 @@
-"""continue: POST {task_id, action?} with action continue (default) | finish | retry | cancel,
-or share | unshare (the owner only: X-User-Id must name them)."""
+"""continue: POST {task_id, action?, step?, attempt?} with action continue (default) | finish |
+retry | cancel (applied only if the look is still at `step` and `attempt`, when given), or share |
+unshare (the owner only: X-User-Id must name them)."""
 
 from shared import actions, looks
 from shared.auth import optional_user
 from shared.http import Request, endpoint
 from shared.states import SHARING
-from shared.validation import check_action, check_task_id, require_user
+from shared.validation import check_action, check_position, check_task_id, require_user
 
 
 @endpoint("POST", name="continue")
@@ -16,4 +17,4 @@ def handler(request: Request):
     action = check_action(body.get("action", body.get("user_choice")))
     if action in SHARING:
         return looks.share(request.services, task_id, require_user(user), action, request.header("Origin"))
-    return actions.perform(request.services, task_id, user, action)
+    return actions.perform(request.services, task_id, user, action, check_position(body))
