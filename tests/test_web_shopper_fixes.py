@@ -351,6 +351,25 @@ def test_a_ready_step_on_a_320_px_phone_does_not_scroll_sideways(browser, devser
         page.context.close()
 
 
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_on_a_phone_held_sideways_the_image_is_seen_whole_and_no_button_covers_it(browser, devserver, images, lang):
+    page = open_page(browser, {"width": 844, "height": 390}, is_mobile=True, has_touch=True)
+    try:
+        open_ready_look(page, devserver, images, lang)
+        page.locator("#step-image:not([hidden])").wait_for()
+        stage = page.locator(".result > .stage")
+        stage.scroll_into_view_if_needed()
+        page.evaluate("document.querySelector('.result > .stage').scrollIntoView({block: 'start'})")
+        box = stage.bounding_box()
+        assert box["height"] <= 390 and in_viewport(page, stage), box
+        actions = page.locator(".actions").bounding_box()
+        assert actions["y"] >= box["y"] + box["height"], (actions, box)  # below the image, not over it
+        page.get_by_test_id("continue").scroll_into_view_if_needed()
+        assert in_viewport(page, page.get_by_test_id("continue"))
+    finally:
+        page.context.close()
+
+
 # --- 7. a step the shopper stopped ---------------------------------------------------------------
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
