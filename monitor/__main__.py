@@ -139,17 +139,18 @@ def fail(cur, args) -> int:
     if not ids:
         print("Nothing to fail.")
         return 0
+    api = None
+    if not args.no_cancel:
+        api = _replicate()
+        cur.execute(monitoring.RUNNING_PREDICTIONS, {"ids": ids})
+        if api is None and cur.fetchall():
+            print("REPLICATE_API_TOKEN is not set, so their running predictions cannot be canceled: they would "
+                  "run on and be billed. Set it, or pass --no-cancel to fail the looks anyway.")
+            return 2
     print(f'Fail with the reason "{args.reason}":\n  ' + "\n  ".join(ids))
     if not confirm(f"Fail {len(ids)} task(s)? Users will see the reason and can press Retry.", args.yes):
         print("Nothing changed.")
         return 1
-    api = None
-    if not args.no_cancel:
-        api = _replicate()
-        if api is None:
-            print("REPLICATE_API_TOKEN is not set, so running predictions cannot be canceled: they would run on "
-                  "and be billed. Set it, or pass --no-cancel to fail the looks anyway.")
-            return 2
     done = 0
     for task_id in ids:
         cur.execute(queries.CANCEL, {"id": task_id, "error": args.reason, "error_code": ErrorCode.CANCELED.value})

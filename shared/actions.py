@@ -13,7 +13,7 @@ from shared.services import Services
 from shared.settings import Settings
 from shared.states import Action, ErrorCode, Status, transition
 from shared.task import Task
-from shared.view import body, load_owned, wrong_state
+from shared.view import body, load_owned, moved_on, wrong_state
 
 CANCELED_BY_USER = "canceled by user"
 IDLE_FINISH_BATCH = 100
@@ -30,14 +30,19 @@ def perform(services: Services, task_id: str, user: str | None, action: Action,
     seen = {"step": None, "attempt": None, **(seen or {})}
     task = load_owned(db, task_id, user).task
     move = transition(task.status, action, has_image=bool(task.intermediate_result))
-    if move is None or _moved_on(task, seen):
+    if move is None:
         raise wrong_state(task, action)
+    # Cancel costs nothing and is meant for whatever runs now (a queued look's step 0 becomes step
+    # 1 when the worker takes it); the others are meant for the step the user was looking at.
+    if action is not Action.CANCEL and _moved_on(task, seen):
+        raise moved_on(task)
     if move.starts_step:
         # Each step is a paid prediction: it counts against the user's hourly step budget.
         check_step_budget(db, services.settings, task.user_id)
         claimed = db.one(_CLAIMS[action], {"id": task_id, "token": queries.new_claim_token(), **seen})
         if claimed is None:
-            raise wrong_state(load_owned(db, task_id, user).task, action)
+            now = load_owned(db, task_id, user).task
+            raise moved_on(now) if _moved_on(now, seen) else wrong_state(now, action)
         step = Task.from_row(claimed)
         log.transition(task_id, task.status, Status.PROCESSING, step=step.current_step, attempt=step.attempt,
                        action=action)

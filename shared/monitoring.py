@@ -76,6 +76,11 @@ WHERE id = %(id)s AND status IN ('pending', 'processing')
 RETURNING id, status, prediction_id
 """
 
+# `fail`: which of the looks have a prediction that canceling them should stop at Replicate.
+RUNNING_PREDICTIONS = """
+SELECT id FROM replicate_tasks WHERE id = ANY(%(ids)s) AND status = 'processing' AND prediction_id IS NOT NULL
+"""
+
 # Completion webhooks that have not got through: still being retried, or given up after a day.
 WEBHOOK_TROUBLE = """
 SELECT id, task_id, type, attempts,

@@ -119,6 +119,12 @@ def wrong_state(task: Task, action: Action) -> WrongState:
     return WrongState(f"This look is {_STATUS_WORDS[task.status]}. {WHEN_ALLOWED[action]}", status=task.status.value)
 
 
+def moved_on(task: Task) -> WrongState:
+    status = task.status.value
+    return WrongState(f"This look has moved on since the button was pressed: it is now at step {task.current_step} "
+                      f"(attempt {task.attempt}) and {_STATUS_WORDS[task.status]}. Nothing was changed.", status=status)
+
+
 def iso_utc(utc_text: str | None) -> str | None:
     """PostgreSQL's text of a UTC timestamp ('2026-11-27 21:02:53.7447') as ISO 8601 with Z."""
     return None if utc_text is None else utc_text.replace(" ", "T") + "Z"

@@ -225,6 +225,8 @@ def test_a_continue_sent_again_after_the_next_step_is_ready_changes_nothing(fn, 
     creates = sim.stats["create_calls"]
     again = press(fn, task_id, "continue", step=1, attempt=1)
     assert again.status == 409 and again.body["code"] == "wrong_state" and again.body["status"] == "waiting_continue"
+    assert again.body["error"] == ("This look has moved on since the button was pressed: it is now at step 2 "
+                                   "(attempt 1) and waiting for you to continue. Nothing was changed.")
     view = fn.status(task_id).body
     assert (view["status"], view["current_step"]) == ("waiting_continue", 2)
     assert sim.stats["create_calls"] == creates
@@ -260,3 +262,14 @@ def test_a_step_or_attempt_that_is_not_a_small_whole_number_is_a_400(fn, sim, se
     reply = press(fn, task_id, "continue", **seen)
     assert reply.status == 400 and reply.body["code"] == "invalid_field"
     assert fn.status(task_id).body["current_step"] == 1
+
+
+def test_cancel_pressed_on_a_queued_look_cancels_it_after_the_worker_took_it(fn, sim):
+    sim.set_faults(duration_s=30)
+    task_id = fn.start(look(2)).body["task_id"]
+    seen = fn.status(task_id).body
+    assert (seen["status"], seen["current_step"]) == ("pending", 0)
+    fn.worker()  # step 0 becomes step 1 between the page's last poll and the press
+    reply = press(fn, task_id, "cancel", step=0)
+    assert reply.status == 200 and reply.body["status"] == "failed"
+    assert reply.body["error_code"] == "canceled_by_user"

@@ -75,6 +75,15 @@ def test_the_log_says_what_the_database_said_without_the_password(fn, env, monke
     assert "hunter2-secret" not in json.dumps(lines)
 
 
+@pytest.mark.parametrize("password", ["s3cr@tPart", "s3cr/tPart"])
+def test_a_password_libpq_misreads_as_a_host_or_port_is_not_logged(fn, monkeypatch, capsys, password):
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://tryon:{password}@127.0.0.1:1/tryon?connect_timeout=1")
+    capsys.readouterr()
+    assert fn.status(str(uuid.uuid4())).status == 503
+    [said] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "database_unavailable" in line]
+    assert said["detail"] and "tPart" not in json.dumps(said) and "s3cr" not in json.dumps(said)
+
+
 def test_a_missing_setting_is_a_503_that_does_not_name_secrets(fn, monkeypatch):
     monkeypatch.delenv("REPLICATE_API_TOKEN")
     reply = fn.worker()

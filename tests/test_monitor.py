@@ -174,7 +174,7 @@ def test_fail_without_a_replicate_token_refuses_rather_than_leave_predictions_ru
                                *extra], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60)
 
     refused = fail()
-    assert refused.returncode == 2 and "--no-cancel" in refused.stdout
+    assert refused.returncode == 2 and "--no-cancel" in refused.stdout and "[y/N]" not in refused.stdout
     assert fn.status(task_id).body["status"] == "processing"
     forced = fail("--no-cancel")
     assert forced.returncode == 0 and f"{task_id}: failed" in forced.stdout
@@ -200,3 +200,13 @@ def test_ages_do_not_follow_the_operators_own_time_zone(fn, sim, env):
                          timeout=60).stdout
     [row] = section(out, "Active tasks").splitlines()[3:]
     assert int(row.split()[-2]) < 600, row  # seconds since the last change, not 9 hours
+
+
+def test_fail_needs_no_replicate_token_for_a_queued_look(fn, sim, env):
+    task_id = fn.start(look(1)).body["task_id"]
+    environment = {k: v for k, v in os.environ.items() if k != "REPLICATE_API_TOKEN"}
+    environment["DATABASE_URL"] = env["DATABASE_URL"]
+    result = subprocess.run([sys.executable, "-m", "monitor", "fail", task_id, "--reason", "Maintenance."],
+                            cwd=ROOT, env=environment, input="y\n", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and f"{task_id}: failed" in result.stdout
+    assert fn.status(task_id).body["status"] == "failed"

@@ -95,6 +95,58 @@ def test_a_start_whose_answer_was_lost_is_sent_again_and_makes_one_look(page, de
     assert page.get_by_test_id("error").is_hidden()
 
 
+def test_a_503_for_wrong_settings_is_said_at_once_and_not_sent_again(page, devserver, images):
+    slow_first_retry(page, seconds=0.05)
+    page.goto(devserver.url + "/?lang=en")
+    fill_look(page, images, garments=("shirt",))
+    sent = []
+
+    def misconfigured(route, request):
+        sent.append(request)
+        route.fulfill(status=503, content_type="application/json", headers={"Retry-After": "60"},
+                      body=json.dumps({"error": "The service is not configured yet.", "code": "not_configured"}))
+
+    page.route("**/start", misconfigured)
+    page.get_by_test_id("start").click()
+    error_text_is(page, "The service is not configured yet.")
+    page.wait_for_timeout(500)  # ten of the page's 50 ms pauses: a retry would have gone out
+    assert len(sent) == 1 and not page.get_by_test_id("start").is_disabled()
+
+
+def test_a_busy_database_is_tried_again_after_its_retry_after_not_sooner(page, devserver, images):
+    slow_first_retry(page, seconds=0.05)
+    page.goto(devserver.url + "/")
+    fill_look(page, images, garments=("shirt",))
+    sent = []
+
+    def busy(route, request):
+        sent.append(request)
+        route.fulfill(status=503, content_type="application/json", headers={"Retry-After": "600"},
+                      body=json.dumps({"error": "The database is unavailable right now.", "code": "database_unavailable"}))
+
+    page.route("**/start", busy)
+    page.get_by_test_id("start").click()
+    error_text_is(page, "Сервер сейчас не отвечает. Пробуем ещё раз…")
+    page.wait_for_timeout(500)  # without Retry-After the 50 ms back-off would have sent it again
+    assert len(sent) == 1
+
+
+def test_an_embed_with_an_older_index_html_still_makes_a_look(page, devserver, images):
+    """lang-switch, notice and hint came later: a site whose copy of index.html lacks them."""
+    import re
+
+    html = requests.get(devserver.url + "/", timeout=10).text
+    html = re.sub(r'<nav class="lang-switch".*?</nav>', "", html, flags=re.S)
+    html = re.sub(r'<p class="(notice|hint)"[^>]*></p>', "", html)
+    assert 'id="notice"' not in html and 'id="hint"' not in html and "lang-switch" not in html
+    page.route(devserver.url + "/", lambda route, request: route.fulfill(status=200, content_type="text/html",
+                                                                        body=html))
+    open_ready_look(page, devserver, images)
+    page.get_by_test_id("continue").click()
+    wait_status(page, "completed")
+    assert page.console_errors == []
+
+
 @pytest.mark.parametrize("lang", ["ru", "en"])
 def test_after_two_minutes_without_a_connection_the_page_asks_to_press_again(page, devserver, images, lang):
     slow_first_retry(page, seconds=0.2, give_up_after=1)  # config: two minutes shortened to one second

@@ -223,7 +223,8 @@
 
   // RU / EN in the header: a link to this page in the other language (the look on screen kept).
   const langLinks = [...document.querySelectorAll("#lang-switch a[data-lang]")];
-  $("lang-switch").setAttribute("aria-label", t("language"));
+  // lang-switch, notice and hint are newer than some embeds' copies of index.html: each is optional.
+  $("lang-switch")?.setAttribute("aria-label", t("language"));
   function langHref(code) {
     const url = new URL(location.href);
     url.searchParams.set("lang", code);
@@ -483,7 +484,9 @@
   // --- talking to the functions ----------------------------------------------------------------
 
   class ApiError extends Error {
-    constructor(message, status, body) { super(message); this.status = status; this.body = body; }
+    constructor(message, status, body, retryAfter = null) {
+      super(message); this.status = status; this.body = body; this.retryAfter = retryAfter;
+    }
   }
 
   async function call(url, options = {}) {
@@ -500,16 +503,21 @@
     try { body = await response.json(); } catch (error) { body = null; }
     if (!response.ok) {
       const translated = lang === "ru" && body && ERRORS_RU[body.code];
-      throw new ApiError(translated || (body && body.error) || `HTTP ${response.status}`, response.status, body);
+      const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+      throw new ApiError(translated || (body && body.error) || `HTTP ${response.status}`, response.status, body,
+                         Number.isFinite(retryAfter) ? retryAfter : null);
     }
     return body;
   }
 
   // A request that never got an answer (no connection) or got a gateway's 502/503/504 is sent
   // again while the page is open: after 1, 2, 4, 8, 15, 15… s (config.retryPauseSeconds doubled, at
-  // most 15 s), and at once when the browser says it is back online. After config.retrySeconds the shopper is asked to press the button again.
+  // most 15 s, or the server's Retry-After), and at once when the browser says it is back online.
+  // After config.retrySeconds the shopper is asked to press the button again. A 503 for settings
+  // that are wrong (not_configured) waits for the operator, not for time: it is said at once.
   const RETRYABLE = new Set([0, 502, 503, 504]);
-  const retryable = (error) => error instanceof ApiError && RETRYABLE.has(error.status);
+  const retryable = (error) => error instanceof ApiError && RETRYABLE.has(error.status)
+    && !(error.body && error.body.code === "not_configured");
   const RETRY_TEXTS = () => [t("network"), t("serverDown")];
 
   function pause(ms) {
@@ -533,7 +541,7 @@
         const left = deadline - Date.now();
         if (left <= 0) throw new ApiError(t("gaveUp", { button }), error.status, null);
         showError(error.status === 0 ? t("network") : t("serverDown"));
-        await pause(Math.min(left, 1000 * Math.min(15, first * 2 ** tries)));
+        await pause(Math.min(left, 1000 * Math.max(Math.min(15, first * 2 ** tries), error.retryAfter || 0)));
         if (!stillWanted()) throw new ApiError("", -1, null);
       }
     }
@@ -665,7 +673,7 @@
       remember(created.task_id);
       render({ task_id: created.task_id, status: created.status, current_step: 0, total_steps: created.total_steps,
                actions: ["cancel"], steps: [] });
-      ui.notice.hidden = true;
+      if (ui.notice) ui.notice.hidden = true;
       revealLook();
       focusLook();
       await refresh();
@@ -719,10 +727,14 @@
     history.replaceState(null, "", url);
     refreshLangLinks();
     reset();
-    setText(ui.notice, t("shareGoneOwn"));
-    ui.notice.hidden = false;
     ui.announce.textContent = t("shareGoneOwn");
-    ui.notice.focus();
+    if (ui.notice) {
+      setText(ui.notice, t("shareGoneOwn"));
+      ui.notice.hidden = false;
+      ui.notice.focus();
+    } else {
+      showError(t("shareGoneOwn"));
+    }
     loadLooks();
   }
 
@@ -883,8 +895,10 @@
       ? t(can.has("finish") ? "stoppedRetryOrFinish" : "stoppedRetry",
           { k: Math.max(k, 1), prev: Math.max(k - 1, 1), retry: t("retry"), finish: t("finish") })
       : "";
-    setText(ui.hint, hint);
-    ui.hint.hidden = !hint;
+    if (ui.hint) {
+      setText(ui.hint, hint);
+      ui.hint.hidden = !hint;
+    }
     if (stopped || !stateOf(view.status).failure || !(view.error_code || view.error_message)) {
       if (!busy && !RETRY_TEXTS().includes(ui.errorText.textContent)) showError("");
       return;
@@ -1014,7 +1028,7 @@
                       ui.continue, ui.finish, ui.retry, ui.cancel, ui.download, ui.share, ui.newLook]) el.hidden = true;
     ui.placeholder.hidden = false;
     ui.steps.replaceChildren();
-    ui.hint.hidden = true;
+    if (ui.hint) ui.hint.hidden = true;
     ui.progress.classList.remove("stopped");
     showError("");
     refreshStart();
