@@ -3,6 +3,7 @@ kept fixed here, end to end against the devserver in Chromium: requests sent aga
 connection drops, a share link that no longer works, the language, focus after the look's
 buttons, focus rings, a 320 px phone, a step the shopper stopped, Back on the full-size viewer."""
 
+import contextlib
 import json
 
 import pytest
@@ -378,27 +379,29 @@ def test_every_focus_ring_is_solid_and_at_least_3_to_1(page, devserver, images, 
 
 # --- 6. a 320 px phone ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("lang", ["ru", "en"])
-def test_a_ready_step_on_a_320_px_phone_does_not_scroll_sideways(browser, devserver, images, lang):
-    page = open_page(browser, {"width": 320, "height": 640}, is_mobile=True, has_touch=True)
+@contextlib.contextmanager
+def phone_with_a_ready_step(browser, devserver, images, lang, viewport):
+    page = open_page(browser, viewport, is_mobile=True, has_touch=True)
     try:
         open_ready_look(page, devserver, images, lang)
         page.locator("#step-image:not([hidden])").wait_for()
-        assert page.get_by_test_id("finish").is_visible() and page.get_by_test_id("download").is_visible()
-        assert page.evaluate("document.documentElement.scrollWidth") <= 320
-        assert page.console_errors == []
+        yield page
     finally:
         page.context.close()
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
+def test_a_ready_step_on_a_320_px_phone_does_not_scroll_sideways(browser, devserver, images, lang):
+    with phone_with_a_ready_step(browser, devserver, images, lang, {"width": 320, "height": 640}) as page:
+        assert page.get_by_test_id("finish").is_visible() and page.get_by_test_id("download").is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        assert page.console_errors == []
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
 def test_on_a_phone_held_sideways_the_image_is_seen_whole_and_no_button_covers_it(browser, devserver, images, lang):
-    page = open_page(browser, {"width": 844, "height": 390}, is_mobile=True, has_touch=True)
-    try:
-        open_ready_look(page, devserver, images, lang)
-        page.locator("#step-image:not([hidden])").wait_for()
+    with phone_with_a_ready_step(browser, devserver, images, lang, {"width": 844, "height": 390}) as page:
         stage = page.locator(".result > .stage")
-        stage.scroll_into_view_if_needed()
         page.evaluate("document.querySelector('.result > .stage').scrollIntoView({block: 'start'})")
         box = stage.bounding_box()
         assert box["height"] <= 390 and in_viewport(page, stage), box
@@ -406,8 +409,6 @@ def test_on_a_phone_held_sideways_the_image_is_seen_whole_and_no_button_covers_i
         assert actions["y"] >= box["y"] + box["height"], (actions, box)  # below the image, not over it
         page.get_by_test_id("continue").scroll_into_view_if_needed()
         assert in_viewport(page, page.get_by_test_id("continue"))
-    finally:
-        page.context.close()
 
 
 # --- 7. a step the shopper stopped ---------------------------------------------------------------
