@@ -131,6 +131,33 @@ def test_my_looks_lists_the_users_looks_from_the_backend_and_finishes_one(page, 
     assert page.console_errors == []
 
 
+def test_finish_in_my_looks_is_sent_again_with_its_step_when_its_answer_was_lost(page, devserver):
+    page.add_init_script("window.TRYON_CONFIG = {retryPauseSeconds: 0.05};")
+    user = "looks-" + os.urandom(4).hex()
+    task_id = start_look(devserver, user, garments=2)
+    wait_for(devserver, task_id, "waiting_continue")
+    as_user(page, devserver, user)
+    page.reload()
+    sent = []
+
+    def lose_first_answer(route, request):
+        sent.append(request.post_data_json)
+        if len(sent) == 1:
+            route.fetch()  # it reaches the server and finishes the look; the answer is lost
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/continue", lose_first_answer)
+    page.locator(f"[data-testid=look-item][data-task='{task_id}'] [data-testid=look-finish]").click()
+    page.wait_for_function(f"!document.querySelector(\"[data-task='{task_id}'] [data-testid=look-finish]\")")
+    assert sent == [{"task_id": task_id, "action": "finish", "step": 1}] * 2  # the resend answered 409: done
+    assert wait_for(devserver, task_id, "completed")["current_step"] == 1
+    assert page.get_by_test_id("error").is_hidden()
+    made_here = ("409 (Conflict)", "ERR_CONNECTION_RESET")  # the browser logs the lost answer and the 409
+    assert [line for line in page.console_errors if not line.endswith(made_here)] == []
+
+
 def test_share_gives_a_link_that_opens_the_look_read_only_and_unshare_ends_it(page, devserver, browser):
     user = "share-" + os.urandom(4).hex()
     task_id = start_look(devserver, user)

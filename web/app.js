@@ -1156,7 +1156,7 @@
       open.disabled = current;
       buttons.append(open);
       const can = new Set(look.actions || []);
-      if (can.has("finish")) buttons.append(lookButton(t("lookFinish"), about.id, () => actOn(look.task_id, "finish"), "look-finish"));
+      if (can.has("finish")) buttons.append(lookButton(t("lookFinish"), about.id, () => actOn(look.task_id, "finish", look.current_step), "look-finish"));
       if (can.has("cancel")) buttons.append(lookButton(t("lookCancel"), about.id, () => actOn(look.task_id, "cancel"), "look-cancel"));
       li.append(thumb, about, buttons);
       return li;
@@ -1180,12 +1180,23 @@
     return button;
   }
 
-  async function actOn(id, action) {
+  // Finish or Cancel on another look of the list: sent again like the look's own buttons when the
+  // connection drops (Finish with the step the list showed; a 409 to a resend means it got through).
+  async function actOn(id, action, step) {
     if (id === taskId) return act(action);
     if (busy) return;
     setBusy(true);
+    const seen = action === "finish" && Number.isInteger(step) ? { step } : {};
     try {
-      await post({ task_id: id, action });
+      await persist(async (tries) => {
+        try {
+          return await post({ task_id: id, action, ...seen });
+        } catch (error) {
+          if (tries > 0 && error.status === 409) return null;
+          throw error;
+        }
+      }, t(action === "finish" ? "lookFinish" : "lookCancel"));
+      showError("");
     } catch (error) {
       showError(error.message);
     } finally {
