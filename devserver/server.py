@@ -27,6 +27,7 @@ from shared.http import cors_headers
 from shared.settings import load as load_settings
 
 ROUTES = {function.path: function.folder for function in FUNCTIONS}
+ENDPOINTS_SENTENCE = f"the functions are {', '.join(sorted(ROUTES))} (lower case), the page is /."
 PLATFORM_MAX_REQUEST = int(3.5 * 1024 * 1024)  # Yandex Cloud Functions' request limit
 FUNCTION_TIMEOUT_S = 60.0
 IDLE_TIMEOUT_S = 30.0
@@ -210,7 +211,8 @@ def make_server(host: str, port: int) -> DevHTTPServer:
             if self.headers.get("Content-Length", "0") != "0" or self.headers.get("Transfer-Encoding"):
                 self.close_connection = True  # a body nobody reads must not become the next request
             if self.command not in ("GET", "HEAD"):
-                return self._reply(405, {"Content-Type": "text/plain"}, b"Method not allowed")
+                return self._refuse(405, f"{self.command} is not answered here: {ENDPOINTS_SENTENCE}",
+                                    "method_not_allowed")
             if path == "/":
                 return self._static(WEB_DIR / "index.html", WEB_DIR)
             files_dir = self.server.platform.files_dir
@@ -218,7 +220,7 @@ def make_server(host: str, port: int) -> DevHTTPServer:
                 return self._static(files_dir / unquote(path[len("/files/"):]), files_dir)
             if path.count("/") == 1 and "." in path:
                 return self._static(WEB_DIR / path.lstrip("/"), WEB_DIR)
-            self._reply(404, {"Content-Type": "text/plain"}, b"Not found")
+            self._refuse(404, f"There is nothing at {path}: {ENDPOINTS_SENTENCE}", "not_found")
 
         do_GET = do_POST = do_OPTIONS = do_PUT = do_DELETE = do_PATCH = do_HEAD = _route
 

@@ -81,6 +81,18 @@ def test_what_the_http_library_refuses_itself_is_json_too(devserver, request_lin
     assert json.loads(body)["code"] == code and json.loads(body)["error"]
 
 
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("GET", "/Status", 404, "not_found"),  # the functions' paths are lower case
+    ("GET", "/api/start", 404, "not_found"),
+    ("POST", "/nowhere", 405, "method_not_allowed"),
+    ("OPTIONS", "/nowhere", 405, "method_not_allowed"),
+])
+def test_a_path_that_is_no_endpoint_is_a_json_answer_a_page_can_read(devserver, method, path, status, code):
+    reply = requests.request(method, devserver.url + path, headers={"Origin": "https://shop.example"}, timeout=10)
+    assert reply.status_code == status and reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert reply.json()["code"] == code and "/status" in reply.json()["error"]
+
+
 def test_the_servers_own_refusals_answer_cors_as_the_functions_do(monkeypatch):
     from devserver.server import PLATFORM_MAX_REQUEST, make_server
 
