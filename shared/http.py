@@ -37,7 +37,8 @@ from shared.validation import check_text, valid_user_id
 
 # Bodies are trees we build (no cycles to look for): skipping the check saves a status poll time.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, check_circular=False)
-ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
+# Authorization: for a login gateway in front that turns a session into X-User-Id.
+ALLOW_HEADERS = "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key, Authorization"
 
 
 class Response:
@@ -121,7 +122,10 @@ def cors_headers(origins: tuple[str, ...], request_origin: str | None) -> dict[s
     if "*" in origins:
         return {"Access-Control-Allow-Origin": "*"}
     if request_origin and origin_allowed(origins, request_origin):
-        return {"Access-Control-Allow-Origin": request_origin, "Vary": "Origin"}
+        # A listed origin may send its cookies (a login gateway's session); browsers never allow
+        # credentials with "*".
+        return {"Access-Control-Allow-Origin": request_origin, "Access-Control-Allow-Credentials": "true",
+                "Vary": "Origin"}
     # Not an allowed origin: no grant, the browser blocks the response.
     return {"Vary": "Origin"}
 

@@ -17,7 +17,9 @@ def test_options_answers_the_preflight(fn, name, methods):
     assert reply.status == 200
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
     assert reply.headers["Access-Control-Allow-Methods"] == methods
-    assert reply.headers["Access-Control-Allow-Headers"] == "Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key"
+    assert reply.headers["Access-Control-Allow-Headers"] == ("Content-Type, X-User-Id, X-Cron-Secret, Idempotency-Key, "
+                                                             "Authorization")
+    assert "Access-Control-Allow-Credentials" not in reply.headers  # never with "*"
     assert int(reply.headers["Access-Control-Max-Age"]) > 0
 
 
@@ -122,8 +124,10 @@ def test_allowed_origins_echo_a_listed_origin_and_grant_nothing_to_others(fn, mo
     allowed = fn.call("status", "OPTIONS", headers={"Origin": "https://m.shop.example.com"})
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://m.shop.example.com"
     assert allowed.headers["Vary"] == "Origin"
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"  # a login gateway's cookie may come along
     other = fn.call("status", "GET", headers={"Origin": "https://evil.example.net"}, query={"task_id": "x"})
     assert "Access-Control-Allow-Origin" not in other.headers
+    assert "Access-Control-Allow-Credentials" not in other.headers
 
 
 def test_a_timer_trigger_invocation_runs_the_cron_path_without_the_secret(fn, monkeypatch, sim):
