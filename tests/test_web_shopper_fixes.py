@@ -473,6 +473,17 @@ def test_the_leave_look_question_is_good_russian(page, devserver, images):
         "Этот образ ещё не завершён. Он останется в «Моих образах», и к нему можно вернуться. Начать новый?")
 
 
+def test_a_readable_picture_named_heic_is_taken_like_any_other(page, devserver, images, tmp_path):
+    import shutil
+
+    named = tmp_path / "IMG_0043.HEIC"  # a JPEG or PNG that only its name calls HEIC
+    shutil.copy(images["person"], named)
+    page.goto(home(devserver, "en"))
+    page.get_by_test_id("person-input").set_input_files(str(named))
+    page.locator("#person-picker img").wait_for()
+    assert page.locator("#person-error").is_hidden()
+
+
 @pytest.mark.parametrize("lang", ["ru", "en"])
 def test_a_heic_photo_is_explained_with_the_iphone_setting(page, devserver, images, lang):
     page.goto(home(devserver, lang))

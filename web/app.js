@@ -396,8 +396,15 @@
   }
 
   async function prepareUpload(file) {
-    if (/heic|heif/i.test(file.type) || /\.(heic|heif)$/i.test(file.name)) throw new Error(t("heic", { file: file.name }));
-    const img = await readAsImage(file);
+    let img;
+    try {
+      img = await readAsImage(file);
+    } catch (error) {
+      // Only a picture this browser cannot read is refused for being HEIC: one it can read (Safari
+      // shows HEIC; a JPEG may be named .heic) is converted to JPEG below like any other.
+      const heic = /heic|heif/i.test(file.type) || /\.(heic|heif)$/i.test(file.name);
+      throw heic ? new Error(t("heic", { file: file.name })) : error;
+    }
     const small = sizeProblem(img);
     if (small) throw new Error(small);
     return { dataUri: toJpeg(img, MAX_SIDE, config.minImageSide), before: toJpeg(img, BEFORE_SIDE) };
