@@ -98,6 +98,18 @@ def close() -> None:
     _local.conn = None
 
 
+def describe(error: Exception, dsn: str) -> str | None:
+    """What PostgreSQL or libpq said, on one line: it tells refused, bad login, missing database and
+    too many connections apart. libpq quotes what it misread as a host or a port, which may be a
+    piece of a password with an unescaped @ or / in it: every piece of the DSN's password is masked."""
+    text = " ".join(str(error).split())
+    found = re.search(r"^\w+://[^:@/]*:(.*)@", dsn) or re.search(r"password\s*=\s*(\S+)", dsn)
+    for piece in re.split(r"[@/:?#]", found.group(1) if found else ""):
+        if len(piece) >= 2:
+            text = text.replace(piece, "***")
+    return text[:300] or None
+
+
 def rows(cur: Cursor) -> list[Row]:
     if not cur.description:
         return []

@@ -14,7 +14,6 @@ plain values and `request.services`; the domain never imports this module (impor
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -259,22 +258,10 @@ def _method_not_allowed(error: MethodNotAllowed) -> Response:
 
 @exception_handler(*db.UNAVAILABLE)
 def _database_unavailable(error: Exception) -> Response:
-    # What PostgreSQL or libpq said tells refused, bad login, missing database and too many
-    # connections apart.
-    said = _without_password(" ".join(str(error).split()), load().database_url)[:300] or None
-    log.event("database_unavailable", error=type(error).__name__, pgcode=getattr(error, "pgcode", None), detail=said)
+    log.event("database_unavailable", error=type(error).__name__, pgcode=getattr(error, "pgcode", None),
+              detail=db.describe(error, load().database_url))
     return answer(503, Unavailable("The database is unavailable right now. Please try again in a few seconds.",
                                    code="database_unavailable", retry_after=5))
-
-
-def _without_password(text: str, dsn: str) -> str:
-    """libpq quotes what it misread as a host or a port, which may be a piece of a password with an
-    unescaped @ or / in it: every piece is masked (a URL's userinfo, or a key=value password)."""
-    found = re.search(r"^\w+://[^:@/]*:(.*)@", dsn) or re.search(r"password\s*=\s*(\S+)", dsn)
-    for piece in re.split(r"[@/:?#]", found.group(1) if found else ""):
-        if len(piece) >= 2:
-            text = text.replace(piece, "***")
-    return text
 
 
 @exception_handler(StorageError)
