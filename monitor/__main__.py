@@ -23,8 +23,8 @@ import time
 
 import psycopg2
 
-from shared import completion, monitoring, queries
-from shared.settings import load
+from shared import completion, monitoring, profiles, queries
+from shared.settings import ConfigError, load
 from shared.states import ErrorCode
 
 
@@ -53,6 +53,8 @@ def overview(cur) -> str:
     waiting = [[r[0], r[1], progress(r[2], r[3])] for r in cur.fetchall()]
     cur.execute(monitoring.NOT_STARTED, {"after_s": NOT_STARTED_AFTER_S})
     not_started = [[r[0], progress(r[1], r[2]), f"{int(r[4])} s", r[3], f"{int(r[5])} s"] for r in cur.fetchall()]
+    cur.execute(monitoring.SLOW_STEPS, {"typical_s": _typical_step_s()})
+    slow = [[r[0], progress(r[1], r[2]), f"{int(r[3])} s", f"{int(r[4])} s"] for r in cur.fetchall()]
     cur.execute(monitoring.FAILURES, {"since_s": 86400})
     failures = [[r[0], r[1], r[2], f"{int(r[3])} s ago", _cut(r[4])] for r in cur.fetchall()]
     cur.execute(monitoring.WEBHOOK_TROUBLE, {"give_up_s": completion.GIVE_UP_AFTER_S})
@@ -70,6 +72,10 @@ def overview(cur) -> str:
         "launch_deferred in the log says why)",
         table(["task", "progress", "trying for", "broken tries", "next try in"], not_started, "none"),
         "",
+        f"Steps running over twice their usual time ({len(slow)}; check_deferred in the log says if "
+        "their reads fail)",
+        table(["task", "progress", "running for", "usual (p95)"], slow, "none"),
+        "",
         f"Steps that failed in the last 24 h, by error_code ({sum(r[1] for r in failures)}; user cancels not counted)",
         table(["error_code", "steps", "looks", "latest", "latest error"], failures, "none"),
         "",
@@ -79,6 +85,15 @@ def overview(cur) -> str:
 
 
 NOT_STARTED_AFTER_S = 60  # a create normally takes a second or two; a minute means trouble
+
+
+def _typical_step_s() -> int:
+    """The profile's typical step, for before any step has succeeded; the monitor needs only
+    DATABASE_URL, so a profile the functions would refuse still gets the usual 45 s."""
+    try:
+        return profiles.active(load()).typical_step_s
+    except ConfigError:
+        return 45
 
 
 def _cut(text: str | None, width: int = 80) -> str:

@@ -66,6 +66,31 @@ ORDER BY s.created_at
 LIMIT 20
 """
 
+# Running steps far past the usual: twice the 95th percentile of the last 500 successful steps
+# (the profile's typical step before there are any), at least a minute. Reads of a prediction that
+# keep failing leave no mark on the row (each check still moves checked_at), and a dropped webhook or
+# a slow model looks the same: the step simply runs on. Read-only, from the recent-success index.
+SLOW_STEPS = """
+WITH usual AS (
+    SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds) AS p95_s
+    FROM (SELECT EXTRACT(EPOCH FROM (completed_at - started_at)) AS seconds
+          FROM replicate_task_steps
+          WHERE status = 'succeeded' AND started_at IS NOT NULL
+          ORDER BY completed_at DESC
+          LIMIT 500) AS recent
+), due AS (
+    SELECT GREATEST(2 * COALESCE(p95_s, %(typical_s)s), 60) AS after_s, COALESCE(p95_s, %(typical_s)s) AS usual_s
+    FROM usual
+)
+SELECT t.id, t.current_step, t.total_steps, ROUND(EXTRACT(EPOCH FROM (NOW() - t.step_started_at))) AS running_s,
+       ROUND(due.usual_s) AS usual_s
+FROM replicate_tasks t, due
+WHERE t.status = 'processing' AND t.prediction_id IS NOT NULL
+  AND t.step_started_at < NOW() - make_interval(secs => due.after_s)
+ORDER BY t.step_started_at
+LIMIT 20
+"""
+
 # Due now: the claim (if it is older than a create could take), the back-off and the check time
 # are cleared, so the next worker or checker ping takes the task first.
 REDRIVE = """

@@ -210,3 +210,20 @@ def test_fail_needs_no_replicate_token_for_a_queued_look(fn, sim, env):
                             cwd=ROOT, env=environment, input="y\n", capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and f"{task_id}: failed" in result.stdout
     assert fn.status(task_id).body["status"] == "failed"
+
+
+def test_a_step_running_far_past_the_usual_is_shown_even_while_it_is_checked(fn, sim, env, task_factory):
+    sim.set_faults(duration_s=600)
+    slow = fn.start(look(2)).body["task_id"]
+    fresh = fn.start(look(1), user="user-2").body["task_id"]
+    fn.worker()
+    done = task_factory("completed", user_id="user-3")
+    sql(env, "INSERT INTO replicate_task_steps (task_id, step, attempt, status, image_url, started_at, completed_at) "
+             "SELECT %s, n, 1, 'succeeded', 'https://img/s.png', NOW() - INTERVAL '1 hour' - make_interval(secs => 40), "
+             "NOW() - INTERVAL '1 hour' FROM generate_series(1, 5) AS n", (done,))  # steps usually take 40 s
+    sql(env, "UPDATE replicate_tasks SET step_started_at = NOW() - INTERVAL '5 minutes', checked_at = NOW() "
+             "WHERE id = %s", (slow,))  # its reads fail: checked every ping, never moving
+    slow_part = section(monitor(env).stdout, "Steps running over twice their usual time")
+    [row] = slow_part.splitlines()[3:]
+    assert row.split()[0] == slow and "step 1/2" in row and row.endswith("40 s")
+    assert fresh not in slow_part
