@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from devserver.functions import load
 from shared.endpoints import FUNCTIONS
-from shared.http import cors_headers
+from shared.http import Response, cors_headers, to_event_response
 from shared.settings import load as load_settings
 
 ROUTES = {function.path: function.folder for function in FUNCTIONS}
@@ -149,14 +149,12 @@ def make_server(host: str, port: int) -> DevHTTPServer:
             """Answers without reading the body, then closes: the unread bytes must not be taken
             for the next request."""
             self.close_connection = True
-            body = json.dumps({"error": error, "code": code}).encode()
-            # The same CORS answer as the functions give, so a page on another origin can read it.
-            headers = getattr(self, "headers", None)  # none yet after a bad request line
-            origin = headers.get("Origin") if headers else None
-            headers = {"Content-Type": "application/json; charset=utf-8",
-                       "Access-Control-Expose-Headers": "Retry-After",
-                       **cors_headers(load_settings().allowed_origins, origin)}
-            self._reply(status, headers, body)
+            # Answered as the functions answer (headers, CORS), so a page on another origin can read it.
+            request_headers = getattr(self, "headers", None)  # none yet after a bad request line
+            origin = request_headers.get("Origin") if request_headers else None
+            answer = to_event_response(Response(status, {"error": error, "code": code}),
+                                       cors_headers(load_settings().allowed_origins, origin))
+            self._reply(status, answer["headers"], answer["body"].encode())
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """What the standard library answers itself (an unknown method such as TRACE, a bad

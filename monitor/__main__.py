@@ -23,7 +23,7 @@ import time
 
 import psycopg2
 
-from shared import completion, monitoring, profiles, queries
+from shared import completion, db, monitoring, profiles, queries
 from shared.settings import ConfigError, load
 from shared.states import ErrorCode
 
@@ -284,7 +284,7 @@ def main(argv=None) -> int:
     try:
         conn = _connect(dsn)
     except psycopg2.OperationalError as error:
-        print(f"Cannot reach the database: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"Cannot reach the database: {db.describe(error, dsn)}", file=sys.stderr)
         return 2
     try:
         with conn.cursor() as cur:
@@ -323,7 +323,7 @@ def watch(dsn: str, seconds: float, iterations: int = 0) -> int:
                     print(overview(cur), flush=True)
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
                 print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  the database is unreachable, trying again in "
-                      f"{seconds:g} s: {' '.join(str(error).split())}", flush=True)
+                      f"{seconds:g} s: {db.describe(error, dsn)}", flush=True)
                 if conn is not None:
                     conn.close()
                 conn = None

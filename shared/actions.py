@@ -23,11 +23,10 @@ _CLAIMS = {Action.CONTINUE: queries.CLAIM_CONTINUE, Action.RETRY: queries.CLAIM_
 
 
 def perform(services: Services, task_id: str, user: str | None, action: Action,
-            seen: dict[str, int | None] | None = None) -> dict[str, Any]:
+            seen: dict[str, int | None]) -> dict[str, Any]:
     """`seen`: the look's `step` and `attempt` when the button was pressed (each may be None): an
     action meant for a look that has moved on since is a 409 and changes nothing."""
     db = services.db
-    seen = {"step": None, "attempt": None, **(seen or {})}
     task = load_owned(db, task_id, user).task
     move = transition(task.status, action, has_image=bool(task.intermediate_result))
     if move is None:

@@ -26,7 +26,7 @@ T = TypeVar("T")
 class _setting(once[T]):
     """A setting: read from the environment and checked on first use, then kept on the instance."""
 
-    def __init__(self, read: Callable[[Settings], T]):
+    def __init__(self, read: Callable[[Settings], T]):  # typed, so that each reader's lambda is checked
         super().__init__(read)
 
 

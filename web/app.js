@@ -554,6 +554,20 @@
     }
   }
 
+  // A look's button, sent again while the connection is down. The lost request may have reached the
+  // server: sent again with the same position it changes nothing once the look has moved on, and
+  // that 409 means the first one got through (null: read the look to see where it is).
+  function sendAction(body, button) {
+    return persist(async (tries) => {
+      try {
+        return await post(body);
+      } catch (error) {
+        if (tries > 0 && error.status === 409) return null;
+        throw error;
+      }
+    }, button);
+  }
+
   const statusUrl = (query) => `${config.status}${config.status.includes("?") ? "&" : "?"}${new URLSearchParams(query)}`;
   const post = (body) => call(config.continue, { method: "POST", body: JSON.stringify(body) });
 
@@ -610,16 +624,8 @@
     setBusy(true);
     showError("");
     try {
-      // The lost request may have reached the server; sent again with the same position, it
-      // changes nothing once the look has moved on, and that 409 means the first one got through.
-      const view = await persist(async (tries) => {
-        try {
-          return await post({ task_id: id, action, ...seen });
-        } catch (error) {
-          if (tries > 0 && error.status === 409) return call(statusUrl({ task_id: id }));
-          throw error;
-        }
-      }, t(BUTTON_NAMES[action] || action));
+      const view = (await sendAction({ task_id: id, action, ...seen }, t(BUTTON_NAMES[action] || action)))
+        || await call(statusUrl({ task_id: id }));
       showError("");
       render(view);
       focusLook();
@@ -1195,14 +1201,7 @@
     setBusy(true);
     const seen = action === "finish" && Number.isInteger(step) ? { step } : {};
     try {
-      await persist(async (tries) => {
-        try {
-          return await post({ task_id: id, action, ...seen });
-        } catch (error) {
-          if (tries > 0 && error.status === 409) return null;
-          throw error;
-        }
-      }, t(action === "finish" ? "lookFinish" : "lookCancel"));
+      await sendAction({ task_id: id, action, ...seen }, t(action === "finish" ? "lookFinish" : "lookCancel"));
       showError("");
     } catch (error) {
       showError(error.message);
