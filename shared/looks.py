@@ -57,6 +57,8 @@ def _cursor(created: str, task_id: str) -> str:
 
 def _read_cursor(cursor: str) -> tuple[str, str]:
     try:
+        if len(cursor) > 200:  # ours are about 90; a long one may nest deeper than json.loads can go
+            raise ValueError
         created, task_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not (CURSOR_CREATED_RE.match(created) and CURSOR_ID_RE.match(task_id)):
             raise ValueError

@@ -18,6 +18,7 @@ def forged_cursor(created: str, task_id: str) -> str:
     forged_cursor("2020-01-01 00:00:00", "\ud800"),  # not encodable as UTF-8
     forged_cursor("2020-W01-1", "x"),  # Python's fromisoformat reads ISO weeks; PostgreSQL does not
     forged_cursor("20200101T000000", "x"),
+    base64.urlsafe_b64encode(b"[" * 2000).decode(),  # json.loads: RecursionError
 ])
 def test_a_forged_cursor_is_a_400_not_a_500(fn, env, cursor):
     reply = fn.call("status", "GET", query={"mine": "true", "cursor": cursor}, headers={"X-User-Id": "anna"})
