@@ -75,7 +75,9 @@ def _optional_text(value: Any, field: str, limit: int) -> str | None:
 
 
 def parse_start(body: dict[str, Any], header_user: str | None, settings: Settings) -> StartRequest:
-    user_id = require_user(header_user, body.get("user_id"))
+    # With REQUIRE_USER_ID a login gateway names the user in the header; the body's user_id, which
+    # anyone can write, would let a caller without a login put looks on someone else's account.
+    user_id = require_user(header_user, None if settings.require_user_id else body.get("user_id"))
     if "person_image" not in body or body["person_image"] in (None, ""):
         raise InvalidInput("person_image is required", code="missing_field")
     person = _image(body["person_image"], "person_image", settings)

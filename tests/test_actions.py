@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import drive, look
+from tests.conftest import drive, look, run_sql
 
 ALL_ACTIONS = ("continue", "finish", "retry", "cancel")
 
@@ -196,6 +196,17 @@ def test_without_a_user_header_status_works_unless_require_user_id_is_set(fn, si
         assert reply.status == 401
         assert reply.body == {"error": "User ID required", "code": "user_required"}
     assert fn.status(task_id).body["status"] == "pending"
+
+
+def test_with_require_user_id_start_takes_the_user_from_the_header_only(fn, sim, monkeypatch, database_url):
+    monkeypatch.setenv("REQUIRE_USER_ID", "1")
+    reply = fn.start({**look(), "user_id": "victim"}, user=None)
+    assert (reply.status, reply.body["code"]) == (401, "user_required")
+    started = fn.start({**look(), "user_id": "victim"}, user="anna")
+    assert started.status == 200
+    assert run_sql(database_url, "SELECT user_id FROM replicate_tasks") == [("anna",)]
+    monkeypatch.delenv("REQUIRE_USER_ID")
+    assert fn.start({**look(), "user_id": "bea"}, user=None).status == 200  # as the original: the body names the user
 
 
 def test_status_of_a_step_shows_its_garment_and_timestamps(fn, sim):
