@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.errors import Unauthorized
 from shared.http import Request
 
 
 def require_cron(request: Request) -> None:
-    """With CRON_SECRET set, worker and checker need it (header X-Cron-Secret or ?secret=).
-    A direct invocation by the platform (a timer trigger, a scheduler) carries no HTTP request
-    and needs rights on the function itself, so it passes."""
+    """With CRON_SECRET set, worker and checker need it: over HTTP as the X-Cron-Secret header or
+    ?secret=; invoked directly (a timer trigger, a scheduler), in the event itself (`cron_secret_in`)."""
     secret = request.settings.cron_secret
-    if not secret or request.direct_invocation:
+    if not secret:
         return
     import hmac  # here, not at the top: it loads OpenSSL's hashes, which a status poll never needs
 
-    given = request.header("X-Cron-Secret") or request.query.get("secret") or ""
+    if request.direct_invocation:
+        given = cron_secret_in(request.event)
+    else:
+        given = request.header("X-Cron-Secret") or request.query.get("secret") or ""
     # surrogatepass: an event is JSON, which may carry a lone surrogate; it is a wrong secret, not a 500.
     if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), secret.encode()):
-        raise Unauthorized("A valid cron secret is required (X-Cron-Secret header or ?secret=).",
+        raise Unauthorized("A valid cron secret is required: the X-Cron-Secret header or ?secret=; a timer "
+                           "trigger sends it as its payload, a scheduler as {\"secret\": ...}.",
                            code="bad_cron_secret")
+
+
+def cron_secret_in(event: dict[str, Any]) -> str:
+    """The secret a direct invocation carries. An event without an HTTP method proves nothing about
+    who sent it: Yandex hands a public function's request body over as the event when it is called
+    with ?integration=raw. A Yandex timer trigger carries it as its payload (`--payload`);
+    EventBridge Scheduler and others as the input {"secret": "..."}."""
+    given = event.get("secret")
+    messages = event.get("messages")
+    if given is None and isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        details = messages[0].get("details")
+        given = details.get("payload") if isinstance(details, dict) else None
+    return given if isinstance(given, str) else ""
 
 
 def optional_user(request: Request) -> str | None:

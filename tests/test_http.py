@@ -130,14 +130,42 @@ def test_allowed_origins_echo_a_listed_origin_and_grant_nothing_to_others(fn, mo
     assert "Access-Control-Allow-Credentials" not in other.headers
 
 
-def test_a_timer_trigger_invocation_runs_the_cron_path_without_the_secret(fn, monkeypatch, sim):
+def timer_event(payload: str) -> dict:
     from pathlib import Path
 
-    monkeypatch.setenv("CRON_SECRET", "s3cret")
     timer = json.loads((Path(__file__).parent / "events" / "yandex_timer.json").read_text())
+    timer["messages"][0]["details"]["payload"] = payload
+    return timer
+
+
+def test_without_a_cron_secret_a_timer_trigger_runs_the_cron_path(fn, sim):
     fn.start(look(1))
-    assert fn.call("worker", event=timer).body["started"] == 1
-    assert fn.call("checker", event=timer).status == 200
+    assert fn.call("worker", event=timer_event("")).body["started"] == 1
+    assert fn.call("checker", event=timer_event("")).status == 200
+
+
+@pytest.mark.parametrize("event", [timer_event("s3cret"), {"secret": "s3cret"}], ids=["yandex timer", "scheduler"])
+def test_a_direct_invocation_carrying_the_cron_secret_runs_the_cron_path(fn, monkeypatch, sim, event):
+    monkeypatch.setenv("CRON_SECRET", "s3cret")
+    fn.start(look(1))
+    assert fn.call("worker", event=event).body["started"] == 1
+    assert fn.call("checker", event=event).status == 200
+
+
+# Yandex hands a public function's request body over as its event when it is called with
+# ?integration=raw: anyone can send these, so none of them is the platform's own scheduler.
+@pytest.mark.parametrize("event", [{}, {"headers": {"X-Cron-Secret": "wrong"}}, {"secret": "wrong"},
+                                   {"secret": ["s3cret"]}, timer_event(""), timer_event("wrong"),
+                                   {"messages": [{"details": "s3cret"}]}])
+@pytest.mark.parametrize("name", ["worker", "checker"])
+def test_a_direct_invocation_without_the_cron_secret_is_refused(fn, monkeypatch, sim, name, event):
+    monkeypatch.setenv("CRON_SECRET", "s3cret")
+    task_id = fn.start(look(1)).body["task_id"]
+    calls = dict(sim.stats)
+    reply = fn.call(name, event=event)
+    assert (reply.status, reply.body["code"]) == (401, "bad_cron_secret")
+    assert dict(sim.stats) == calls
+    assert fn.status(task_id).body["status"] == "pending"
 
 
 def test_response_bodies_are_json_strings_never_bytes(fn):
