@@ -19,7 +19,7 @@ from shared.replicate_api import OutOfTime, Prediction, PredictionGone, Rejected
 from shared.services import Services
 from shared.settings import Settings
 from shared.states import ErrorCode, Outcome
-from shared.storage import StorageError, Store, key_for
+from shared.storage import StorageError, Store, file_name, key_for
 from shared.task import Task
 
 MAX_OUTPUT_BYTES = 25 * 1024 * 1024
@@ -147,7 +147,8 @@ def _keep_output(settings: Settings, storage: Store | None, task: Task, predicti
         # The download ends when this run's calls must have ended (a Replicate call's deadline).
         hosts = OutputHosts.of(settings.replicate_base_url, storage.public_url, settings.output_hosts)
         data, content_type = download(url, max_bytes=MAX_OUTPUT_BYTES, hosts=hosts, timeout=max(seconds_left, 0.1))
-        key = key_for(task.file_prefix, task.id, f"step-{step}-{task.attempt}", content_type)
+        name = file_name(f"step-{step}-{task.attempt}", prediction.id)
+        key = key_for(task.file_prefix, task.id, name, content_type)
         return Observation(prediction=prediction, image_url=storage.put(key, data, content_type))
     except DownloadError as error:
         if error.transient:

@@ -17,7 +17,7 @@ from shared.limits import cap_limits, check_caps
 from shared.services import Services
 from shared.start_request import StartRequest
 from shared.states import Status
-from shared.storage import StorageError, Store, key_for, new_file_prefix
+from shared.storage import StorageError, Store, file_name, key_for, new_file_prefix
 
 
 class _Refused(Exception):
@@ -63,8 +63,8 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
                 return _replayed(checks["existing"], fingerprint)
             check_caps(checks, settings)
             task_id = checks["new_task_id"]
-            person_image = url(task_id, "person", request.person)
-            garments = [{"image": url(task_id, f"garment-{i + 1}", g.image), "description": g.description,
+            person_image = url(task_id, file_name("person"), request.person)
+            garments = [{"image": url(task_id, file_name(f"garment-{i + 1}"), g.image), "description": g.description,
                          "category": g.category} for i, g in enumerate(request.garments)]
             cur.execute(start_queries.INSERT_TASK, {
                 "id": task_id, "user_id": request.user_id, "person_image": person_image,

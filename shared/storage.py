@@ -2,8 +2,9 @@
 
 Replicate deletes API prediction outputs an hour after they are made, so every step's image is
 copied here before a user is shown it, and the next step reads it from here.
-Keys are `looks/<random per-look prefix>/<name>.<ext>`: a shared image link names no task, so it
-gives no handle on the look. Looks started before the prefix existed keep `tasks/<task id>/...`.
+Keys are `looks/<random per-look prefix>/<name>-<tag>.<ext>`: a shared image link names no task,
+so it gives no handle on the look, and each file's tag keeps the look's other files out of reach.
+Looks started before the prefix existed keep `tasks/<task id>/<name>.<ext>`.
 Nothing here lists a bucket or folder.
 """
 
@@ -28,6 +29,18 @@ def new_file_prefix() -> str:
     import secrets  # only a start makes a folder; a worker or checker reading files need not load it
 
     return secrets.token_urlsafe(16)
+
+
+def file_name(name: str, secret: str | None = None) -> str:
+    """`name` and 16 hex characters nobody can work out from the look's other files: a shared look
+    shows some of its images, and so its folder, and must not give away the rest (the person's
+    photo, a step made after the link was revoked). Derived from `secret` when given, a value a
+    viewer never sees (a prediction's id), so the same file written twice lands on one key."""
+    import hashlib
+    import secrets  # only starts and saved steps name files; a status poll need not load them
+
+    tag = hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else secrets.token_hex(8)
+    return f"{name}-{tag}"
 
 
 def key_for(file_prefix: str | None, task_id: str, name: str, content_type: str) -> str:

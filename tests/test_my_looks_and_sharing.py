@@ -2,13 +2,16 @@
 
 import base64
 import json
+import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
 import pytest
+import requests
 
 from shared import look_queries
-from tests.conftest import run_sql
+from tests.conftest import drive, look, run_sql
 
 
 def mine(fn, user="anna", cursor=None, headers=None):
@@ -214,6 +217,26 @@ def test_unshare_revokes_every_link(fn, env, task_factory):
     for token in tokens:
         reply = shared(fn, token)
         assert reply.status == 404 and reply.body["code"] == "share_not_found"
+
+
+def test_a_shared_look_gives_away_none_of_its_other_files(fn, env, sim):
+    """A shared view shows step images, and so the look's folder: the person's photo, the garments and
+    a step made after the link was revoked must not be a guess away in it."""
+    task_id = fn.start(look(2), user="anna").body["task_id"]
+    drive(fn, task_id, "waiting_continue", user="anna")
+    token = act(fn, task_id, "share").body["share_token"]
+    seen = shared(fn, token).body
+    folder_url = seen["intermediate_result"].rsplit("/", 1)[0]
+    folder = Path(env["LOCAL_STORAGE_DIR"]) / folder_url[len(env["PUBLIC_FILES_URL"]) + 1:]
+    assert act(fn, task_id, "unshare").status == 200
+    assert act(fn, task_id, "continue").status == 200
+    drive(fn, task_id, "completed", user="anna")
+    stored = sorted(path.name for path in folder.iterdir())
+    assert len(stored) == 5  # the person, two garments, two steps
+    assert all(re.fullmatch(r"(person|garment-\d|step-\d-\d)-[0-9a-f]{16}\.png", name) for name in stored), stored
+    assert len({name.rsplit("-", 1)[1] for name in stored}) == 5  # no tag repeats: none tells another
+    for guess in ("person.png", "garment-1.png", "step-2-1.png"):
+        assert requests.get(f"{folder_url}/{guess}", timeout=5).status_code == 404
 
 
 @pytest.mark.parametrize("token", ["x" * 32, "short", "", "../../etc", "a" * 300])

@@ -50,11 +50,11 @@ def test_each_step_dresses_the_previous_steps_image_in_the_next_garment(fn, sim)
     assert len(inputs) == 3
     step_images = [step["image_url"] for step in final["steps"]]
     stored_person = inputs[0]["human_img"]
-    assert stored_person.startswith("http") and "/person." in stored_person
+    assert stored_person.startswith("http") and "/person-" in stored_person
     assert inputs[1]["human_img"] == step_images[0]
     assert inputs[2]["human_img"] == step_images[1]
     for number, model_input in enumerate(inputs, start=1):
-        assert f"/garment-{number}." in model_input["garm_img"]
+        assert f"/garment-{number}-" in model_input["garm_img"]
         assert model_input["category"] == "upper_body"
 
 

@@ -31,10 +31,10 @@ def test_data_uri_images_are_stored_first_and_the_task_keeps_their_urls(fn, sim,
         cur.execute("SELECT person_image, garments FROM replicate_tasks WHERE id = %s", (task_id,))
         person, garments = cur.fetchone()
     conn.close()
-    assert re.fullmatch(re.escape(env["PUBLIC_FILES_URL"]) + r"/looks/[A-Za-z0-9_-]{22}/person\.png", person)
+    assert re.fullmatch(re.escape(env["PUBLIC_FILES_URL"]) + r"/looks/[A-Za-z0-9_-]{22}/person-[0-9a-f]{16}\.png", person)
     assert "data:" not in garments
     folder = person[len(env["PUBLIC_FILES_URL"]) + 1:].rsplit("/", 1)[0]
-    assert (Path(env["LOCAL_STORAGE_DIR"]) / folder / "garment-2.png").exists()
+    assert len(list((Path(env["LOCAL_STORAGE_DIR"]) / folder).glob("garment-2-*.png"))) == 1
 
 
 def test_without_storage_data_uris_are_kept_as_they_came(fn, sim, env, monkeypatch):

@@ -3,6 +3,7 @@ before anyone sees it, so Continue, Download and the result outlive Replicate's 
 
 import http.server
 import json
+import re
 import threading
 import time
 import typing
@@ -37,6 +38,9 @@ def test_continue_download_and_the_result_work_after_replicate_deleted_its_outpu
     assert sim.stats["expired_file_gets"] == 0  # the project never fetched an expired URL
 
 
+TAG = "[0-9a-f]{16}"  # each file's tag (shared.storage.file_name)
+
+
 def test_step_images_are_stored_under_the_looks_folder_by_step_and_attempt(fn, sim, env):
     sim.set_faults(outcomes=["failed"])
     task_id = fn.start(look(1)).body["task_id"]
@@ -44,9 +48,10 @@ def test_step_images_are_stored_under_the_looks_folder_by_step_and_attempt(fn, s
     fn.act(task_id, "retry")
     view = drive(fn, task_id, "completed")
     folder = view["result_url"].rsplit("/", 1)[0][len(env["PUBLIC_FILES_URL"]) + 1:]
-    assert view["result_url"] == f"{env['PUBLIC_FILES_URL']}/{folder}/step-1-2.png" and folder.startswith("looks/")
+    assert re.fullmatch(rf"{re.escape(env['PUBLIC_FILES_URL'])}/{folder}/step-1-2-{TAG}\.png", view["result_url"])
+    assert folder.startswith("looks/")
     stored = sorted(p.name for p in (Path(env["LOCAL_STORAGE_DIR"]) / folder).iterdir())
-    assert stored == ["garment-1.png", "person.png", "step-1-2.png"]
+    assert [re.sub(f"-{TAG}", "", name) for name in stored] == ["garment-1.png", "person.png", "step-1-2.png"]
 
 
 def test_local_storage_that_cannot_be_written_is_transient(fn, sim, env, monkeypatch, tmp_path):
@@ -172,12 +177,13 @@ def test_with_s3_inputs_and_every_step_image_are_objects_with_their_content_type
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="tryon-test")["Contents"])
     folder = keys[0].rsplit("/", 1)[0]  # looks/<random>: names no task
     assert folder.startswith("looks/") and task_id not in folder
-    assert keys == [f"{folder}/{name}" for name in
+    assert [re.sub(f"-{TAG}", "", key) for key in keys] == [f"{folder}/{name}" for name in
                     ("garment-1.png", "garment-2.png", "person.png", "step-1-1.png", "step-2-1.png")]
-    assert view["result_url"] == f"{endpoint}/tryon-test/{folder}/step-2-1.png"
-    head = client.head_object(Bucket="tryon-test", Key=f"{folder}/step-2-1.png")
+    person_key, last_key = keys[2], keys[4]
+    assert view["result_url"] == f"{endpoint}/tryon-test/{last_key}"
+    head = client.head_object(Bucket="tryon-test", Key=last_key)
     assert head["ContentType"] == "image/png" and head["ContentDisposition"] == "inline"
-    assert client.get_object(Bucket="tryon-test", Key=f"{folder}/person.png")["Body"].read() == \
+    assert client.get_object(Bucket="tryon-test", Key=person_key)["Body"].read() == \
         __import__("base64").b64decode(PERSON.split(",", 1)[1])
     assert sim.created_inputs()[1]["human_img"] == view["steps"][0]["image_url"]
     assert requests.get(view["result_url"], timeout=5).content.startswith(b"\x89PNG")  # publicly readable
@@ -202,3 +208,11 @@ def test_s3_down_when_a_step_finishes_keeps_the_task_running_until_it_is_back(fn
     assert fn.status(task_id).body["status"] == "processing"
     monkeypatch.setenv("S3_ENDPOINT_URL", s3[1])
     assert drive(fn, task_id, "completed")["result_url"].startswith(s3[1])
+
+
+def test_a_step_saved_twice_lands_on_one_key_and_each_upload_on_its_own():
+    from shared.storage import file_name
+
+    # Two checks of one prediction (a webhook and the cron) write the same object, not two.
+    assert file_name("step-1-1", "pred-a") == file_name("step-1-1", "pred-a") != file_name("step-1-1", "pred-b")
+    assert file_name("person") != file_name("person")
