@@ -14,9 +14,9 @@ smoke run.
 
 Each database is served by its own warm process (a function instance), which runs `--calls`
 starts per round and reports the median; statements are counted by a cursor that counts what
-it executes. The looks a round created are finished (not timed) before the next round, so both
-databases keep the same number of unfinished looks. Goal (issue 13): history/empty <= 1.3x,
-at most 4 statements per start.
+it executes, so round trips (the spending locks travel with the INSERT, in one). The looks a
+round created are finished (not timed) before the next round, so both databases keep the same
+number of unfinished looks. Goal (issue 13): history/empty <= 1.3x, at most 4 statements per start.
 """
 
 from __future__ import annotations

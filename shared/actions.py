@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared import log, look_queries, queries
-from shared.db import Database
+from shared.db import Database, rows
 from shared.limits import check_step_budget
 from shared.services import Services
 from shared.settings import Settings
@@ -36,9 +36,13 @@ def perform(services: Services, task_id: str, user: str | None, action: Action,
     if action is not Action.CANCEL and _moved_on(task, seen):
         raise moved_on(task)
     if move.starts_step:
-        # Each step is a paid prediction: it counts against the user's hourly step budget.
-        check_step_budget(db, services.settings, task.user_id)
-        claimed = db.one(_CLAIMS[action], {"id": task_id, "token": queries.new_claim_token(), **seen})
+        # Each step is a paid prediction: it counts against the hourly step budgets, decided
+        # under the spending locks, so concurrent buttons cannot both take the last step.
+        with db.transaction() as cur:
+            cur.execute(queries.LOCKED_STEP_BUDGET, {"user_id": task.user_id})
+            check_step_budget(rows(cur)[0], services.settings)
+            cur.execute(_CLAIMS[action], {"id": task_id, "token": queries.new_claim_token(), **seen})
+            claimed = next(iter(rows(cur)), None)
         if claimed is None:
             now = load_owned(db, task_id, user).task
             raise moved_on(now) if _moved_on(now, seen) else wrong_state(now, action)

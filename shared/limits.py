@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import queries
-from shared.db import Database
 from shared.errors import LimitReached
 from shared.settings import Settings
 
@@ -46,17 +44,17 @@ def cap_limits(settings: Settings) -> dict[str, int]:
     }
 
 
-def check_step_budget(db: Database, settings: Settings, user_id: str) -> None:
+def check_step_budget(counts: dict[str, Any], settings: Settings) -> None:
     """Continue and Retry each start a paid prediction: at most START_RATE_PER_USER looks' worth
     of steps (x MAX_GARMENTS) an hour per user, and MAX_STEPS_PER_HOUR for the whole site, so a
-    Retry loop cannot spend without bound."""
+    Retry loop cannot spend without bound. `counts`: `queries.STEP_BUDGET`'s row."""
     limit = settings.start_rate_per_user * settings.max_garments
-    if db.scalar(queries.USER_RECENT_STEPS, {"user_id": user_id}) >= limit:
+    if counts["user_steps"] >= limit:
         raise LimitReached(
             f"You have run {limit} try-on steps in the last hour, the most allowed. Please try again later.",
             code="step_rate_limited", retry_after=600,
         )
-    check_site_step_budget(db.scalar(queries.ALL_RECENT_STEPS), settings)
+    check_site_step_budget(counts["site_steps"], settings)
 
 
 def check_site_step_budget(steps_last_hour: int, settings: Settings) -> None:

@@ -10,7 +10,7 @@ yet: `claim_token` names the one caller allowed to create it.
 import os
 
 from shared.look_queries import RECORD_END
-from shared.start_queries import SITE_RECENT_STEPS
+from shared.start_queries import LOCK_SPENDING, SITE_RECENT_STEPS
 
 
 def new_claim_token() -> str:
@@ -33,15 +33,17 @@ TASK_BY_PREDICTION = """
 SELECT * FROM replicate_tasks WHERE prediction_id = %(prediction_id)s
 """
 
-# Steps a user started in the last hour (new looks, continues and retries alike), plus the first
-# step of each look still waiting for the worker: admitted spending, not yet a step row.
-USER_RECENT_STEPS = """
+# Continue's and Retry's step budget: steps the user started in the last hour (new looks,
+# continues and retries alike) plus the first step of each of their looks still waiting for the
+# worker (admitted spending, not yet a step row), and the same for the whole site.
+STEP_BUDGET = f"""
 SELECT (SELECT count(*) FROM replicate_task_steps s JOIN replicate_tasks t ON t.id = s.task_id
         WHERE t.user_id = %(user_id)s AND s.created_at > NOW() - INTERVAL '1 hour')
-     + (SELECT count(*) FROM replicate_tasks WHERE user_id = %(user_id)s AND status = 'pending') AS n
+     + (SELECT count(*) FROM replicate_tasks WHERE user_id = %(user_id)s AND status = 'pending') AS user_steps,
+       {SITE_RECENT_STEPS} AS site_steps
 """
-
-ALL_RECENT_STEPS = f"SELECT {SITE_RECENT_STEPS} AS n"
+# After the spending locks, in one round trip: no concurrent button takes the last step as well.
+LOCKED_STEP_BUDGET = LOCK_SPENDING + STEP_BUDGET
 
 # --- launching a step's prediction ---------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Start's statements: one locked check (Idempotency-Key first, then the caps and the time
-estimate) and an INSERT that checks the caps again."""
+estimate) and an INSERT that checks the caps again under the spending locks."""
 
 # Start's caps, as SQL expressions over one user (%(user_id)s). Caps count spending, not waiting:
 # a look in waiting_continue costs nothing until Continue (which the step budget bounds).
@@ -14,13 +14,20 @@ SITE_RECENT_STEPS = """((SELECT COALESCE(sum(steps), 0) FROM replicate_step_minu
                          WHERE minute >= date_trunc('minute', NOW() - INTERVAL '1 hour'))
                         + (SELECT count(*) FROM replicate_tasks WHERE status = 'pending'))"""
 
-# Start's first statement, inside its transaction: serialises one user's starts (the advisory
-# lock), then the look an Idempotency-Key already made, the caps, the time estimate and the new
-# look's id (made here: Python's uuid module loads platform, 3 ms of a cold start). The lock is
-# taken while the statement runs, after its snapshot: a start committed while this one waited
-# may be missing from these numbers, so INSERT_TASK checks the caps again.
+# Spending is decided one at a time, so two requests never both take the last place under a cap:
+# whatever starts a look or a step holds its user's lock, then the site's, until it commits. A
+# statement's snapshot is taken before its lock is granted, so the counts that decide come from a
+# statement sent after the lock (in the same round trip).
+USER_LOCK = "pg_advisory_xact_lock(hashtext('replicate_tasks:user:' || %(user_id)s))"
+LOCK_SPENDING = f"SELECT {USER_LOCK}, pg_advisory_xact_lock(hashtext('replicate_tasks:site'));"
+
+# Start's first statement, inside its transaction: serialises one user's starts (the user's lock;
+# the uploads that follow need not hold the site's), then the look an Idempotency-Key already
+# made, the caps, the time estimate and the new look's id (made here: Python's uuid module loads
+# platform, 3 ms of a cold start). A start committed while this one waited may be missing from
+# these numbers; INSERT_TASK checks the caps again under both locks.
 START_CHECKS = f"""
-SELECT pg_advisory_xact_lock(hashtext('replicate_tasks:user:' || %(user_id)s)) AS locked,
+SELECT {USER_LOCK} AS locked,
        (SELECT json_build_object('id', id, 'status', status, 'current_step', current_step,
                                  'total_steps', total_steps, 'request_hash', request_hash)
         FROM replicate_tasks WHERE user_id = %(user_id)s AND idempotency_key = %(key)s) AS existing,
@@ -37,8 +44,7 @@ SELECT pg_advisory_xact_lock(hashtext('replicate_tasks:user:' || %(user_id)s)) A
        gen_random_uuid()::text AS new_task_id
 """
 
-# The look, if the caps still hold now that this start holds the user's lock (a fresh snapshot)
-# and its Idempotency-Key is new; no row otherwise.
+# The look, if the caps still hold under both locks and its Idempotency-Key is new; no row otherwise.
 INSERT_TASK = f"""
 INSERT INTO replicate_tasks (id, user_id, status, person_image, garments, prompt_hints,
                              current_step, total_steps, created_at, updated_at,
@@ -52,3 +58,6 @@ WHERE {_USER_ACTIVE} < %(max_user_active)s
 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id
 """
+
+# INSERT_TASK after the spending locks, in one round trip: its snapshot is taken once they are held.
+LOCKED_INSERT_TASK = LOCK_SPENDING + INSERT_TASK

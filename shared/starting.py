@@ -1,7 +1,7 @@
 """Starting a look: one pending task (or the one an Idempotency-Key already made), within the
-caps, in at most four statements: BEGIN, START_CHECKS, INSERT_TASK, COMMIT. Uploaded images are
-written to storage only once the look is sure to be saved (between the INSERT and the COMMIT),
-so the task row holds URLs and a refused start leaves no file behind."""
+caps, in four round trips: BEGIN, START_CHECKS, the spending locks and INSERT_TASK, COMMIT.
+Uploaded images are written to storage once the checks passed, before the INSERT, so the task
+row holds URLs; a start that is not saved after all deletes the files it wrote."""
 
 from __future__ import annotations
 
@@ -66,7 +66,12 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
             person_image = url(task_id, file_name("person"), request.person)
             garments = [{"image": url(task_id, file_name(f"garment-{i + 1}"), g.image), "description": g.description,
                          "category": g.category} for i, g in enumerate(request.garments)]
-            cur.execute(start_queries.INSERT_TASK, {
+            # Stored before the INSERT: the site's lock it takes is then held for no upload.
+            assert storage is not None or not uploads
+            for key, ref in uploads.items():
+                written.append(key)
+                storage.put(key, ref.data or b"", ref.content_type or "")  # type: ignore[union-attr]
+            cur.execute(start_queries.LOCKED_INSERT_TASK, {
                 "id": task_id, "user_id": request.user_id, "person_image": person_image,
                 "garments": json.dumps(garments), "prompt_hints": request.prompt_hints,
                 "total_steps": len(garments), "key": idempotency_key, "request_hash": fingerprint,
@@ -74,10 +79,6 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
             })
             if cur.fetchone() is None:
                 raise _Refused()
-            assert storage is not None or not uploads
-            for key, ref in uploads.items():
-                written.append(key)
-                storage.put(key, ref.data or b"", ref.content_type or "")  # type: ignore[union-attr]
     except BaseException:
         _delete_quietly(storage, written)  # the look was not saved: neither are its files
         raise

@@ -222,3 +222,60 @@ def test_an_image_that_lies_about_its_type_is_stored_as_what_it_really_is(fn, si
 ])
 def test_malformed_base64_is_a_400(fn, sim, env, payload):
     assert_refused(fn.start({"person_image": payload, "garments": GARMENTS[:1]}), 400, "invalid_image", env, 0, sim)
+
+
+# --- caps under concurrency: two requests never both take the last place ----------------------------
+
+def meet_here(monkeypatch, module, name, parties=2, timeout=2.0):
+    """Makes the first `parties` calls of `module.name` wait for each other (up to `timeout`), so
+    concurrent requests reach the cap check together, as a burst of real ones can."""
+    import threading
+
+    original = getattr(module, name)
+    barrier = threading.Barrier(parties, timeout=timeout)
+    arrived = []
+
+    def wrapper(*args, **kwargs):
+        arrived.append(1)
+        if len(arrived) <= parties:
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:  # the other is held by a lock: as it should be
+                pass
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+
+
+def at_once(*calls):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [future.result(timeout=60) for future in [pool.submit(call) for call in calls]]
+
+
+def test_simultaneous_starts_by_different_users_stay_within_the_sites_cap(fn, sim, env, monkeypatch):
+    from shared import starting
+
+    monkeypatch.setenv("MAX_ACTIVE_TASKS", "1")
+    meet_here(monkeypatch, starting, "check_caps")  # both pass their checks before either inserts
+    replies = at_once(lambda: fn.start(look(1), user="anna"), lambda: fn.start(look(1), user="bea"))
+    assert sorted(reply.status for reply in replies) == [200, 429], replies
+    assert [reply.body["code"] for reply in replies if reply.status == 429] == ["service_busy"]
+    assert task_count(env) == 1
+
+
+def test_simultaneous_continues_stay_within_the_users_step_budget(fn, sim, env, monkeypatch, task_factory):
+    from shared import actions
+
+    monkeypatch.setenv("START_RATE_PER_USER", "1")
+    monkeypatch.setenv("MAX_GARMENTS", "2")  # 2 steps an hour; one already ran
+    looks = [task_factory("waiting_continue", user_id="anna") for _ in range(2)]
+    run_sql(env["DATABASE_URL"], """INSERT INTO replicate_task_steps (task_id, step, attempt, status, image_url, created_at)
+                                    VALUES (%s, 1, 1, 'succeeded', 'https://img/1.png', NOW())""", (looks[0],))
+    meet_here(monkeypatch, actions, "check_step_budget")
+    replies = at_once(*[lambda task_id=task_id: fn.act(task_id, user="anna") for task_id in looks])
+    assert sorted(reply.status for reply in replies) == [200, 429], replies
+    assert [reply.body["code"] for reply in replies if reply.status == 429] == ["step_rate_limited"]
+    steps = run_sql(env["DATABASE_URL"], "SELECT count(*) FROM replicate_task_steps")[0][0]
+    assert steps == 2  # the one before, and one continue's

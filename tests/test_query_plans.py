@@ -121,8 +121,7 @@ START_PARAMS = {"user_id": "user-7", "key": "click-1", "id": "t", "person_image"
 @pytest.mark.parametrize("name,sql", [
     ("start's checks, caps and estimate", start_queries.START_CHECKS),
     ("start's insert with the caps again", start_queries.INSERT_TASK),
-    ("the step budget of Continue and Retry", queries.USER_RECENT_STEPS),
-    ("the site's step budget", queries.ALL_RECENT_STEPS),
+    ("the step budget of Continue and Retry, the user's and the site's", queries.STEP_BUDGET),
 ])
 def test_every_query_start_runs_reads_indexes_not_history(step_history, name, sql):
     scans = every_scan(plan(step_history, sql, START_PARAMS))

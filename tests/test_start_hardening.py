@@ -73,7 +73,8 @@ def test_a_lone_surrogate_in_a_task_id_is_a_400_in_a_body_and_not_found_in_a_que
 def test_when_the_insert_fails_the_files_just_written_are_deleted(fn, env, monkeypatch):
     from shared import start_queries
 
-    monkeypatch.setattr(start_queries, "INSERT_TASK", start_queries.INSERT_TASK.replace("'pending'", "'no-such-status'"))
+    monkeypatch.setattr(start_queries, "LOCKED_INSERT_TASK",
+                        start_queries.LOCKED_INSERT_TASK.replace("'pending'", "'no-such-status'"))
     reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:2]})
     assert reply.status == 500
     assert task_count(env) == 0
@@ -291,7 +292,7 @@ def test_images_of_looks_stored_under_the_old_keys_are_still_read(env):
     assert store.key_of(url) == old and store.get(old) == png_bytes()
 
 
-# --- 13: start in at most four statements ------------------------------------------------------------
+# --- 13: start in four round trips ------------------------------------------------------------------
 
 @pytest.fixture
 def statements(monkeypatch):
@@ -303,7 +304,7 @@ def statements(monkeypatch):
 
     class Counting(psycopg2.extensions.cursor):
         def execute(self, query, vars=None):
-            executed.append(query.split()[0] if isinstance(query, str) else "?")
+            executed.append(query.strip() if isinstance(query, str) else "?")
             return super().execute(query, vars)
 
     original = db._connect
@@ -319,10 +320,15 @@ def statements(monkeypatch):
     db.close()
 
 
-def test_start_runs_at_most_four_statements(fn, env, statements):
+def test_start_runs_in_four_round_trips(fn, env, statements):
+    from shared import start_queries
+
     reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:3]}, headers={"Idempotency-Key": "k-1"})
     assert reply.status == 200
-    assert statements == ["BEGIN", "SELECT", "INSERT", "COMMIT"], statements
+    assert [sql.split()[0] for sql in statements] == ["BEGIN", "SELECT", "SELECT", "COMMIT"], statements
+    # The third: the spending locks, then the INSERT (a second statement, so its snapshot follows them).
+    assert statements[2] == start_queries.LOCKED_INSERT_TASK.strip()
+    assert statements[2].startswith(start_queries.LOCK_SPENDING) and "INSERT INTO replicate_tasks" in statements[2]
     statements.clear()
     assert fn.start({"person_image": PERSON, "garments": GARMENTS[:3]}, headers={"Idempotency-Key": "k-1"}).status == 200
     assert len(statements) == 3, statements  # a replay: BEGIN, the checks, COMMIT
