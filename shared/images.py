@@ -10,6 +10,10 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
+# The most an uploaded image may claim in its header: a 48-megapixel phone photo fits; a small
+# file claiming 30000x30000 (a decompression bomb) would only fail the model's step, paid.
+MAX_PIXELS = 50_000_000
+MAX_SIDE = 16384
 CONTENT_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 _BASE64_WRAPPING = dict.fromkeys(map(ord, " \t\r\n"))  # str.translate: deleted
 _DATA_URI = re.compile(r"^data:(image/[a-z0-9.+-]+)((?:;[a-z0-9-]+=[^;,]*)*);base64,", re.IGNORECASE)
@@ -179,6 +183,9 @@ def _parse_data_uri(value: str, max_bytes: int, min_side: int) -> ImageRef:
         raise InvalidImage(f"is not a readable {real_type[6:].upper()} image: its header is broken")
     if min(size) < min_side:
         raise InvalidImage(f"is {size[0]}x{size[1]} pixels, too small: each side must be at least {min_side} pixels")
+    if max(size) > MAX_SIDE or size[0] * size[1] > MAX_PIXELS:
+        raise InvalidImage(f"is {size[0]}x{size[1]} pixels, too large: at most {MAX_PIXELS // 1_000_000} megapixels "
+                           f"and {MAX_SIDE} pixels a side")
     return ImageRef(data=data, content_type=real_type)
 
 

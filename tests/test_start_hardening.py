@@ -131,6 +131,26 @@ def test_a_small_garment_is_a_400_naming_its_size(fn, env):
     assert_refused(reply, env, "invalid_image", "garments[1]", "256x100 pixels")
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A small real PNG whose header claims another size (what a decompression bomb looks like
+    before it is decoded)."""
+    import struct
+
+    data = bytearray(png_bytes(size=(300, 300)))
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
+    return bytes(data)
+
+
+@pytest.mark.parametrize("width,height", [(30000, 30000), (16385, 300), (8000, 6500)])
+def test_an_image_claiming_too_many_pixels_is_a_400_naming_its_size(fn, env, width, height):
+    reply = fn.start({"person_image": data_uri(png_claiming(width, height)), "garments": GARMENTS[:1]})
+    assert_refused(reply, env, "invalid_image", "person_image", f"{width}x{height} pixels, too large")
+
+
+def test_a_48_megapixel_phone_photo_is_within_the_size_limit(fn, env):
+    assert fn.start({"person_image": data_uri(png_claiming(8064, 6048)), "garments": GARMENTS[:1]}).status == 200
+
+
 def test_a_heic_data_uri_by_its_declared_type_gets_the_heic_sentence(fn, env):
     reply = fn.start({"person_image": "data:image/heic;base64,AAAAGGZ0eXBoZWlj", "garments": GARMENTS[:1]})
     assert_refused(reply, env, "invalid_image", "HEIC is not supported")
