@@ -36,6 +36,9 @@ def perform(services: Services, task_id: str, user: str | None, action: Action,
     if action is not Action.CANCEL and _moved_on(task, seen):
         raise moved_on(task)
     if move.starts_step:
+        from shared import launching  # only the buttons that start a step talk to Replicate
+
+        launching.check_configured(services)  # a 503 now, not after the look has moved on
         # Each step is a paid prediction: it counts against the hourly step budgets, decided
         # under the spending locks, so concurrent buttons cannot both take the last step.
         with db.transaction() as cur:
@@ -50,8 +53,6 @@ def perform(services: Services, task_id: str, user: str | None, action: Action,
         log.transition(task_id, task.status, Status.PROCESSING, step=step.current_step, attempt=step.attempt,
                        action=action)
         # Start the step now, as the original did; if Replicate is busy the worker retries it.
-        from shared import launching  # only the buttons that start a step talk to Replicate
-
         launching.launch(services, step)
     elif action is Action.FINISH:
         if db.one(queries.FINISH, {"id": task_id}) is None:

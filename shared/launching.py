@@ -27,7 +27,7 @@ from shared.images import CONTENT_TYPES, to_data_uri
 from shared.profiles import StepImages
 from shared.replicate_api import OutOfTime, Prediction, Rejected, ReplicateAPI, Transient
 from shared.services import Services
-from shared.settings import Settings
+from shared.settings import ConfigError, Settings
 from shared.states import ErrorCode, LaunchOutcome, Status
 from shared.storage import StorageError, Store
 from shared.task import Task
@@ -103,6 +103,8 @@ def create_prediction(settings: Settings, api: ReplicateAPI, storage: Store | No
                           end_by=claimed + settings.claim_stale_s - 1.0)
     except (Transient, Rejected, StorageError) as error:
         return error
+    except ConfigError:  # the operator's to fix (a 503), never the look's failure
+        raise
     except Exception as error:  # a bug of ours must not kill the run: counted towards quarantine
         log.event("launch_broke", task_id=task.id, step=task.current_step, attempt=task.attempt,
                   error=type(error).__name__, trace=log.trace())
@@ -189,6 +191,14 @@ def unrecorded_prediction(db: Database, settings: Settings, api: ReplicateAPI, s
     return matches[0] if matches else None
 
 
+def check_configured(services: Services) -> None:
+    """ConfigError (a 503 `not_configured`) before anything is claimed: a step launched with a
+    broken setting (MODEL_PROFILE, REPLICATE_BASE_URL, no token) would fail the look as if the
+    model had, while every answer said 200."""
+    services.replicate  # noqa: B018 -- built here: it checks the token and the base URL
+    profiles.active(services.settings)
+
+
 def launch(services: Services, task: Task, claimed: float | None = None) -> Launch:
     """Creates the claimed step's prediction and records it; adopts the prediction of an earlier
     create of the same attempt that was never recorded instead of making a second one."""
@@ -233,6 +243,7 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
     db, settings = services.db, services.settings
     from shared import actions, completion
 
+    check_configured(services)
     idle_finished = actions.finish_idle(db, settings)
     counts = dict.fromkeys(LaunchOutcome, 0)
     throttled = out_of_time = False

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from shared.replicate_errors import parse_retry_after as parse_retry_after
 from shared.settings import ConfigError, Settings
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
+_HTTP_URL = re.compile(r"^https?://[^/\s?#]+")
 USER_AGENT = "vton-functions/2 (python http.client)"
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a list page of 100 predictions with their logs is well under it
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
@@ -135,6 +137,8 @@ class ReplicateAPI:
             raise ConfigError("REPLICATE_API_TOKEN is not set")
         self.settings = settings
         self.base_url = (settings.replicate_base_url or DEFAULT_BASE_URL).rstrip("/")
+        if not _HTTP_URL.match(self.base_url):  # else every call fails, each as if Replicate had trouble
+            raise ConfigError(f"REPLICATE_BASE_URL must be an http(s) URL, got {self.base_url!r}")
         self.headers = {"Authorization": f"Bearer {settings.replicate_api_token}", "User-Agent": USER_AGENT,
                         "Accept": "application/json"}
         self.reads = limiter("read", settings.replicate_reads_per_second)

@@ -154,6 +154,45 @@ def test_a_misconfigured_profile_answers_start_with_503_and_changes_nothing(fn, 
     assert run_sql(env["DATABASE_URL"], "SELECT count(*) FROM replicate_tasks")[0][0] == 0
 
 
+BROKEN_SETTINGS = [{"MODEL_PROFILE": "nano_banana"}, {"REPLICATE_BASE_URL": "not-a-url"},
+                   {"MODEL_PROFILE": "custom"}]
+
+
+@pytest.mark.parametrize("broken", BROKEN_SETTINGS, ids=lambda broken: next(iter(broken.values())))
+def test_a_worker_with_a_broken_setting_answers_503_and_fails_no_look(fn, env, sim, monkeypatch, broken):
+    task_id = fn.start(look(1)).body["task_id"]
+    with monkeypatch.context() as patch:
+        for name, value in broken.items():
+            patch.setenv(name, value)
+        for _ in range(4):  # more than the launch failures that fail a look
+            reply = fn.worker()
+            assert (reply.status, reply.body["code"]) == (503, "not_configured"), reply
+    assert sim.stats["create_calls"] == 0
+    assert fn.status(task_id).body["status"] == "pending"
+    assert fn.worker().body["started"] == 1  # fixed: the look goes on
+
+
+@pytest.mark.parametrize("broken", [*BROKEN_SETTINGS, {"REPLICATE_API_TOKEN": ""}],
+                         ids=lambda broken: next(iter(broken.values())) or "no token")
+def test_a_continue_with_a_broken_setting_answers_503_and_leaves_the_look_waiting(fn, env, sim, monkeypatch,
+                                                                                  task_factory, broken):
+    task_id = task_factory("waiting_continue")
+    with monkeypatch.context() as patch:
+        for name, value in broken.items():
+            patch.setenv(name, value)
+        reply = fn.act(task_id)
+    assert (reply.status, reply.body["code"]) == (503, "not_configured"), reply
+    view = fn.status(task_id).body
+    assert (view["status"], view["current_step"]) == ("waiting_continue", 1)  # pressing Continue again works
+    assert fn.act(task_id).status == 200
+
+
+def test_a_checker_with_a_broken_replicate_url_answers_503(fn, env, sim, monkeypatch):
+    monkeypatch.setenv("REPLICATE_BASE_URL", "not-a-url")
+    reply = fn.checker()
+    assert (reply.status, reply.body["code"]) == (503, "not_configured")
+
+
 def test_a_custom_template_fills_nested_values_and_keeps_other_types():
     template = profiles.parse_template(json.dumps(
         {"images": ["{person}", "{garment}"], "opts": {"label": "{category}", "seed": 7, "on": True}}))
