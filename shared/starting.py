@@ -6,7 +6,9 @@ row holds URLs; a start that is not saved after all deletes the files it wrote."
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from shared import log, profiles, start_queries
@@ -17,27 +19,37 @@ from shared.limits import cap_limits, check_caps
 from shared.services import Services
 from shared.start_request import StartRequest
 from shared.states import Status
-from shared.storage import StorageError, Store, file_name, key_for, new_file_prefix
+from shared.storage import StorageError, Store, file_name, key_for, new_file_prefix, run_within
+
+# Start's own time budget (its function timeout is 15 s): uploads end inside it, whatever S3 does.
+BUDGET_S = 10.0
+# Time kept after the uploads for the INSERT, the COMMIT and the answer.
+AFTER_UPLOADS_S = 2.0
+# How long a start that failed waits for the files it wrote to be deleted.
+DELETE_WAIT_S = 2.0
 
 
 class _Refused(Exception):
     """INSERT_TASK found a cap full or the key taken after all: checked again without the race."""
 
 
-def start(services: Services, request: StartRequest, idempotency_key: str | None) -> dict[str, Any]:
+def start(services: Services, request: StartRequest, idempotency_key: str | None,
+          remaining: Callable[[], float]) -> dict[str, Any]:
+    """`remaining()`: seconds left of the start's budget (BUDGET_S)."""
     try:
-        return _start(services, request, idempotency_key)
+        return _start(services, request, idempotency_key, remaining)
     except _Refused:
         pass
     # A start that committed while this one waited for the user's lock: now it is visible.
     try:
-        return _start(services, request, idempotency_key)
+        return _start(services, request, idempotency_key, remaining)
     except _Refused:
         raise LimitReached("Too many looks are starting at once. Please try again in a moment.",
                            code="service_busy", retry_after=5) from None
 
 
-def _start(services: Services, request: StartRequest, idempotency_key: str | None) -> dict[str, Any]:
+def _start(services: Services, request: StartRequest, idempotency_key: str | None,
+           remaining: Callable[[], float]) -> dict[str, Any]:
     db, settings = services.db, services.settings
     profile = profiles.active(settings)  # a misconfigured model is a 503 before anything is stored
     fingerprint = request.fingerprint()
@@ -67,10 +79,12 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
             garments = [{"image": url(task_id, file_name(f"garment-{i + 1}"), g.image), "description": g.description,
                          "category": g.category} for i, g in enumerate(request.garments)]
             # Stored before the INSERT: the site's lock it takes is then held for no upload.
-            assert storage is not None or not uploads
-            for key, ref in uploads.items():
-                written.append(key)
-                storage.put(key, ref.data or b"", ref.content_type or "")  # type: ignore[union-attr]
+            if uploads:  # all at once, ended inside the budget
+                assert storage is not None
+                written.extend(uploads)
+                run_within(max(remaining() - AFTER_UPLOADS_S, 1.0), [
+                    functools.partial(storage.put, key, ref.data or b"", ref.content_type or "")
+                    for key, ref in uploads.items()])
             cur.execute(start_queries.LOCKED_INSERT_TASK, {
                 "id": task_id, "user_id": request.user_id, "person_image": person_image,
                 "garments": json.dumps(garments), "prompt_hints": request.prompt_hints,
@@ -101,9 +115,10 @@ def _replayed(row: dict[str, Any], fingerprint: str) -> dict[str, Any]:
 
 
 def _delete_quietly(storage: Store | None, keys: list[str]) -> None:
-    for key in keys:
-        with contextlib.suppress(StorageError):
-            storage.delete(key)  # type: ignore[union-attr]
+    if storage is None or not keys:
+        return
+    with contextlib.suppress(StorageError):  # a file left behind is unreachable: no task names it
+        run_within(DELETE_WAIT_S, [functools.partial(storage.delete, key) for key in keys])
 
 
 def estimate_seconds(per_step: float, steps: int) -> int:

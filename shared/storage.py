@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +51,31 @@ def key_for(file_prefix: str | None, task_id: str, name: str, content_type: str)
     if not _KEY.match(key):
         raise ValueError(f"not a storage key: {key!r}")
     return key
+
+
+def run_within(seconds: float, calls: list[Callable[[], object]]) -> None:
+    """Runs `calls` at once, a thread each, and waits at most `seconds` for all of them: an S3
+    client retries a call that hangs for up to a minute, past a function's timeout. A call still
+    running then is left to end on its own (a daemon thread) and this raises StorageError; so it
+    does with the first error a call raised."""
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as error:  # handed to the caller's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(call,), daemon=True) for call in calls]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        raise StorageError(f"storage did not answer within {seconds:.1f} s")
+    if errors:
+        raise errors[0]
 
 
 class Store:

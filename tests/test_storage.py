@@ -20,7 +20,7 @@ from shared.output_hosts import OutputHosts
 from shared.settings import load
 from shared.storage import LocalStorage
 from shared.task import Task
-from tests.conftest import GARMENTS, PERSON, drive, look, png_bytes, wait_until
+from tests.conftest import GARMENTS, PERSON, drive, look, png_bytes, run_sql, wait_until
 
 
 def test_continue_download_and_the_result_work_after_replicate_deleted_its_outputs(fn, sim):
@@ -216,3 +216,48 @@ def test_a_step_saved_twice_lands_on_one_key_and_each_upload_on_its_own():
     # Two checks of one prediction (a webhook and the cron) write the same object, not two.
     assert file_name("step-1-1", "pred-a") == file_name("step-1-1", "pred-a") != file_name("step-1-1", "pred-b")
     assert file_name("person") != file_name("person")
+
+
+@pytest.fixture
+def silent_s3(env, monkeypatch):
+    """An S3 endpoint that takes connections and never answers (a hung proxy, a dead NAT path)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "S3_BUCKET": "tryon-test", "S3_ENDPOINT_URL": endpoint,
+                        "S3_PUBLIC_URL": f"{endpoint}/tryon-test"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LOCAL_STORAGE_DIR")
+    yield held
+    listener.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_start_whose_storage_never_answers_ends_inside_its_budget_with_a_503(fn, sim, env, monkeypatch, silent_s3):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared import starting
+
+    monkeypatch.setattr(starting, "BUDGET_S", starting.AFTER_UPLOADS_S + 1.0)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(fn.start, {"person_image": PERSON, "garments": [PERSON]})
+        # boto3 alone would wait 15 s per attempt, 3 attempts a file; this start's budget is 3 s.
+        reply = answer.result(timeout=30)
+    assert (reply.status, reply.body["code"]) == (503, "storage_unavailable"), reply
+    assert silent_s3  # the uploads were sent, and never answered
+    assert run_sql(env["DATABASE_URL"], "SELECT count(*) FROM replicate_tasks") == [(0,)]

@@ -12,7 +12,8 @@ def handler(request: Request):
     settings = request.settings
     start_request = parse_start(request.json(), request.user_id, settings)
     key = check_idempotency_key(request.header("Idempotency-Key"))
-    result = starting.start(request.services, start_request, key)
+    result = starting.start(request.services, start_request, key,
+                            remaining=lambda: request.remaining_seconds(starting.BUDGET_S))
     if not result.get("replayed"):
         poke(settings.worker_url, settings.cron_secret)
     return result
