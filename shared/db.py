@@ -32,12 +32,28 @@ UNAVAILABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
 # Among them, a statement or lock wait that ran out of time: the connection is fine, and running
 # the statement again would only double the wait (and the load that caused it).
 TIMED_OUT = (psycopg2.errors.QueryCanceled, psycopg2.errors.LockNotAvailable)
+CONNECT_TIMEOUT_S = 4
 
 
 def _connect(dsn: str, application_name: str) -> Connection:
-    conn = psycopg2.connect(
+    try:
+        conn = _open(dsn, application_name)
+    except psycopg2.ProgrammingError:  # libpq could not read it: the operator's to fix, a 503
+        raise ConfigError("DATABASE_URL is not a PostgreSQL connection string "
+                          "(postgresql://user:password@host/db)") from None
+    except UNAVAILABLE as error:
+        # Nothing to run again at once: the server is unreachable, not a kept connection gone stale.
+        error.while_connecting = True  # type: ignore[attr-defined]
+        raise
+    conn.autocommit = True
+    return conn
+
+
+def _open(dsn: str, application_name: str) -> Connection:
+    return psycopg2.connect(
         dsn,
-        connect_timeout=5,
+        # Per host tried: a two-host DATABASE_URL (a managed cluster's) may take twice this.
+        connect_timeout=CONNECT_TIMEOUT_S,
         application_name=application_name,
         keepalives=1,
         keepalives_idle=30,
@@ -50,8 +66,6 @@ def _connect(dsn: str, application_name: str) -> Connection:
         # A statement or lock wait must never outlive the function's own timeout.
         options="-c statement_timeout=15000 -c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000",
     )
-    conn.autocommit = True
-    return conn
 
 
 def _alive(conn: Connection) -> bool:
@@ -171,7 +185,7 @@ class Database:
             # The connection died under us (the server restarted or dropped it a moment ago).
             # A read has no effects, so it is safe to run once more on a new connection; a write
             # is not retried: it may have committed, and the caller answers 503 instead.
-            if not read_only or isinstance(error, TIMED_OUT):
+            if not read_only or isinstance(error, TIMED_OUT) or getattr(error, "while_connecting", False):
                 raise
         return self._run_once(execute, probe)
 

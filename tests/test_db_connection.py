@@ -6,6 +6,7 @@ import os
 import socket
 import socketserver
 import threading
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -90,6 +91,31 @@ def test_a_write_on_a_connection_that_dies_is_not_retried_and_answers_503(fn, si
     assert sim.stats["create_calls"] == 0
     assert fn.status(task_id).body["status"] == "pending"
     assert fn.worker().body["started"] == 1  # the next ping, on a new connection
+
+
+def test_a_read_whose_connect_fails_is_answered_503_without_connecting_again(fn, sim, env, monkeypatch):
+    """Running a read again is for a kept connection that died; a server that cannot be reached now
+    would only double the wait (connect_timeout per host: 8 s for a two-host DATABASE_URL)."""
+    task_id = fn.start(look(1)).body["task_id"]
+    db.close()
+    opened = []
+
+    def unreachable(*args):
+        opened.append(1)
+        raise psycopg2.OperationalError("connection to server timed out")
+
+    monkeypatch.setattr(db, "_open", unreachable)
+    reply = fn.status(task_id)
+    assert (reply.status, reply.body["code"]) == (503, "database_unavailable")
+    assert opened == [1]
+
+
+@pytest.mark.parametrize("dsn", ["not a url at all", "mysql://u:p@db/x"])
+def test_a_database_url_libpq_cannot_read_is_503_not_configured(fn, monkeypatch, dsn):
+    db.close()
+    monkeypatch.setenv("DATABASE_URL", dsn)
+    for reply in (fn.status(str(uuid.uuid4())), fn.worker()):
+        assert (reply.status, reply.body["code"]) == (503, "not_configured"), reply
 
 
 def _lock_tasks(env):
