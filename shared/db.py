@@ -43,7 +43,7 @@ def _connect(dsn: str, application_name: str) -> Connection:
                           "(postgresql://user:password@host/db)") from None
     except UNAVAILABLE as error:
         # Nothing to run again at once: the server is unreachable, not a kept connection gone stale.
-        error.while_connecting = True  # type: ignore[attr-defined]
+        setattr(error, "while_connecting", True)  # noqa: B010 -- psycopg2 errors have no such field
         raise
     conn.autocommit = True
     return conn
