@@ -9,11 +9,12 @@ Python runtime ships them, and they are two thirds of the bytes); `--with-boto3`
 (`make package-lambda WITH_BOTO3=1`) vendors them too, to pin the exact version.
 
 Each zip also carries bytecode (`__pycache__/*.pyc`) for index.py and shared/, compiled by the
-build's Python: Lambda's /var/task is read-only, so without it every cold start compiles them from
-source. The .pyc files are "unchecked hash" ones, which Python loads without comparing them with
-the source's time (an unzipped file carries the zip's fixed time); a runtime of another Python
-version ignores them and compiles as before, so Lambda zips carry them only when the build's
-Python is `--python-version`. The vendored dependencies get none: their bytecode would add 2.5 MB.
+runtime's Python (`--python-version`, 3.12 as deploy.md's runtimes): Lambda's /var/task is
+read-only, so without it every cold start compiles them from source. The .pyc files are
+"unchecked hash" ones, which Python loads without comparing them with the source's time (an
+unzipped file carries the zip's fixed time). A runtime of another Python version ignores them, so
+they are compiled by this Python when it is that version, else by `python3.12` (etc.) on PATH,
+else left out with a note. The vendored dependencies get none: their bytecode would add 2.5 MB.
 
 Zips are reproducible: files in sorted order with a fixed timestamp, bytecode compiled with a
 fixed hash seed, so an unchanged function builds to the same bytes (and a deploy tool can skip it).
@@ -50,17 +51,19 @@ def _files(folder: Path):
             yield path
 
 
-def compile_bytecode(folder: Path) -> None:
-    """__pycache__/<module>.<this Python's tag>.pyc beside every .py under `folder`, unchecked
+def compile_bytecode(folder: Path, python: str = sys.executable) -> None:
+    """__pycache__/<module>.<`python`'s tag>.pyc beside every .py under `folder`, unchecked
     hash. A fresh interpreter with a fixed hash seed compiles them: a set constant's order in the
     bytecode follows string hashes, which are random per process. no_debug_ranges leaves out the
     column ranges a traceback underlines with ^^^ (a fifth of the bytes)."""
-    subprocess.run([sys.executable, "-X", "no_debug_ranges", "-m", "compileall", "-q", "-q",
+    subprocess.run([python, "-X", "no_debug_ranges", "-m", "compileall", "-q", "-q",
                     "--invalidation-mode", "unchecked-hash", "-s", str(folder), str(folder)],
                    env={**os.environ, "PYTHONHASHSEED": "0"}, check=True)
 
 
-def build(name: str, out_dir: Path, dependencies: Path | None = None, bytecode: bool = True) -> Path:
+def build(name: str, out_dir: Path, dependencies: Path | None = None,
+          bytecode: str | None = sys.executable) -> Path:
+    """`bytecode`: the interpreter that compiles it (the runtime's Python), None for none."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.zip"
     with tempfile.TemporaryDirectory() as scratch, zipfile.ZipFile(target, "w") as archive:
@@ -69,7 +72,7 @@ def build(name: str, out_dir: Path, dependencies: Path | None = None, bytecode: 
         # The repository's own __pycache__ (timestamped, from tests and the devserver) stays out.
         shutil.copytree(ROOT / "shared", code / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         if bytecode:
-            compile_bytecode(code)
+            compile_bytecode(code, bytecode)
         for path in _files(code):
             _add(archive, path, path.relative_to(code).as_posix())
         _add(archive, ROOT / "requirements.txt", "requirements.txt")
@@ -155,6 +158,19 @@ def _this_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def runtime_python(version: str) -> str | None:
+    """An interpreter of the runtime's Python `version`: this one, or a python<version> on PATH
+    that runs and is that version (a pyenv shim may name one that is not installed)."""
+    if version == _this_python():
+        return sys.executable
+    found = shutil.which(f"python{version}")
+    if found is None:
+        return None
+    asked = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, timeout=30)
+    return found if asked.returncode == 0 and asked.stdout.strip() == version else None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Build dist/<function>.zip for each function.")
     parser.add_argument("--out", default=str(ROOT / "dist"))
@@ -162,7 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--with-boto3", action="store_true",
                         help="with --with-dependencies: vendor boto3/botocore too (the Lambda runtime ships them)")
     parser.add_argument("--python-version", default="3.12",
-                        help="the Lambda runtime's Python (with --with-dependencies)")
+                        help="the runtime's Python: the dependencies' wheels (Lambda) and the bytecode")
     args = parser.parse_args(argv)
     if args.with_boto3 and not args.with_dependencies:
         parser.error("--with-boto3 needs --with-dependencies")
@@ -171,11 +187,12 @@ def main(argv=None) -> int:
         if args.with_dependencies:
             dependencies = Path(scratch)
             install_dependencies(dependencies, args.python_version, args.with_boto3)
-        # Lambda runs --python-version: bytecode of another Python would be bytes it ignores.
-        bytecode = not args.with_dependencies or args.python_version == _this_python()
-        if not bytecode:
+        # The runtime runs --python-version: bytecode of another Python would be bytes it ignores.
+        bytecode = runtime_python(args.python_version)
+        if bytecode is None:
             print(f"note: no bytecode in the zips: this is Python {_this_python()}, the runtime "
-                  f"{args.python_version}; build with that Python to ship it", file=sys.stderr)
+                  f"{args.python_version}, and there is no python{args.python_version} on PATH to compile it",
+                  file=sys.stderr)
         for name in FUNCTIONS:
             target = build(name, Path(args.out), dependencies, bytecode)
             print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}  "
