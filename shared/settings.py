@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -30,10 +31,14 @@ class _setting(once[T]):
         super().__init__(read)
 
 
+# A list setting's items: separated by commas or spaces (a platform's CLI may split at commas).
+_LIST = re.compile(r"[\s,]+")
+
+
 @functools.lru_cache(maxsize=8)  # every call reads it, and an instance sees one value
 def _origins(text: str) -> tuple[str, ...]:
     # An origin's scheme and host are case-insensitive, and browsers send them in lower case.
-    return tuple(o.strip().rstrip("/").lower() for o in text.split(",") if o.strip()) or ("*",)
+    return tuple(o.rstrip("/").lower() for o in _LIST.split(text) if o) or ("*",)
 
 
 def origin_allowed(origins: tuple[str, ...], origin: str) -> bool:
@@ -158,7 +163,7 @@ class Settings:
     @_setting
     def output_hosts(self) -> tuple[str, ...]:
         # Hosts (https) a step's output may be fetched from besides Replicate's and the storage's.
-        return tuple(h.strip().lower() for h in self._env.get("OUTPUT_HOSTS", "").split(",") if h.strip())
+        return tuple(h.lower() for h in _LIST.split(self._env.get("OUTPUT_HOSTS", "")) if h)
 
     @property
     def max_body_bytes(self) -> int:

@@ -228,3 +228,11 @@ def test_an_output_url_ending_in_a_newline_is_still_fetched(redirects, suffix):
     base, _ = redirects
     data, _ = download(base + "/hop/0" + suffix, max_bytes=1 << 20, hosts=OutputHosts.of(base, None, ()), timeout=5.0)
     assert data == png_bytes()
+
+
+@pytest.mark.parametrize("text", ["a.example, b.example", "a.example b.example", " A.example\tb.example,, "])
+def test_list_settings_take_commas_or_spaces(text):
+    # yc's --environment splits its value at commas: an operator writes a list with spaces there.
+    settings = load({"OUTPUT_HOSTS": text, "ALLOWED_ORIGINS": text.replace("example", "example/")})
+    assert settings.output_hosts == ("a.example", "b.example")
+    assert settings.allowed_origins == ("a.example", "b.example")
