@@ -169,6 +169,7 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                 origins = settings.allowed_origins
                 request = Request(event, context, settings, headers)
                 log.bind(request_id=request.request_id)
+                head = request.method == "HEAD"  # whatever the answer, it goes without a body
                 if request.method == "OPTIONS":
                     response = Response(200, {"ok": True}, {
                         "Access-Control-Allow-Methods": ", ".join((*allowed, "OPTIONS")),
@@ -185,9 +186,8 @@ def endpoint(*methods: str, name: str) -> Callable[[Callable[[Request], Any]], C
                         "Send smaller images or image URLs."
                     )
                 else:
-                    if request.method == "HEAD":
+                    if head:
                         request.method = "GET"
-                        head = True
                     result = fn(request)
                     response = result if isinstance(result, Response) else Response(200, result)
             except Exception as error:  # the one place that catches everything: ERRORS decides

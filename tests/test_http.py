@@ -189,6 +189,10 @@ def test_head_is_answered_as_get_without_the_body(fn, sim):
     assert head["headers"] == get.headers
     missing = fn.handlers["status"](make_event("HEAD", query={"task_id": str(uuid.uuid4())}), None)
     assert missing["statusCode"] == 404 and missing["body"] == ""
+    for name in ("start", "continue_"):  # POST only: a 405, without a body all the same
+        refused = fn.handlers[name](make_event("HEAD"), None)
+        assert refused["statusCode"] == 405 and refused["body"] == ""
+        assert refused["headers"]["Allow"] == "POST, OPTIONS"
 
 
 def test_a_head_ping_runs_the_worker_as_a_get_does(fn, sim, monkeypatch):
