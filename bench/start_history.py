@@ -16,7 +16,8 @@ Each database is served by its own warm process (a function instance), which run
 starts per round and reports the median; statements are counted by a cursor that counts what
 it executes, so round trips (the spending locks travel with the INSERT, in one). The looks a
 round created are finished (not timed) before the next round, so both databases keep the same
-number of unfinished looks. Goal (issue 13): history/empty <= 1.3x, at most 4 statements per start.
+number of unfinished looks. Goal (issue 13): history/empty <= 1.3x, at most 4 statements per start
+(counted as round trips: the third carries two, the spending locks and the INSERT).
 """
 
 from __future__ import annotations

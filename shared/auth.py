@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import log
 from shared.errors import Unauthorized
 from shared.http import Request
 
@@ -22,6 +23,11 @@ def require_cron(request: Request) -> None:
         given = request.header("X-Cron-Secret") or request.query.get("secret") or ""
     # surrogatepass: an event is JSON, which may carry a lone surrogate; it is a wrong secret, not a 500.
     if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), secret.encode()):
+        if request.direct_invocation:
+            # Said apart for the on-call: a timer or schedule made before direct invocations needed
+            # the secret gets a 401 the platform does not count as a failure, and the cron stops.
+            log.event("cron_refused", direct_invocation=True, hint="give the trigger the secret: "
+                      "a Yandex timer's payload, or {\"secret\": ...} as a schedule's input (docs/deploy.md)")
         raise Unauthorized("A valid cron secret is required: the X-Cron-Secret header or ?secret=; a timer "
                            "trigger sends it as its payload, a scheduler as {\"secret\": ...}.",
                            code="bad_cron_secret")

@@ -58,8 +58,8 @@ class Request:
         request_context = object_of(event.get("requestContext"))
         http_v2 = object_of(request_context.get("http"))
         method = event.get("httpMethod") or http_v2.get("method") or request_context.get("httpMethod")
-        # No HTTP method at all: the platform invoked the function directly (a timer trigger or a
-        # scheduler), which only someone with rights on the function can do.
+        # No HTTP method at all: invoked directly (a timer trigger, a scheduler) or, on Yandex, over
+        # HTTP with ?integration=raw, which hands over the body as the event (shared.auth.require_cron).
         self.direct_invocation = not method
         self.method = str(method or "GET").upper()
         self.headers = headers_of(event) if headers is None else headers
@@ -258,7 +258,9 @@ def _method_not_allowed(error: MethodNotAllowed) -> Response:
 
 @exception_handler(*db.UNAVAILABLE)
 def _database_unavailable(error: Exception) -> Response:
-    log.event("database_unavailable", error=type(error).__name__, pgcode=getattr(error, "pgcode", None),
+    # A lock or statement wait that ran out is load (a burst of starts), not an outage: said apart.
+    log.event("database_busy" if isinstance(error, db.TIMED_OUT) else "database_unavailable",
+              error=type(error).__name__, pgcode=getattr(error, "pgcode", None),
               detail=db.describe(error, load().database_url))
     return answer(503, Unavailable("The database is unavailable right now. Please try again in a few seconds.",
                                    code="database_unavailable", retry_after=5))

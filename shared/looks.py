@@ -57,7 +57,7 @@ def _cursor(created: str, task_id: str) -> str:
 
 def _read_cursor(cursor: str) -> tuple[str, str]:
     try:
-        if len(cursor) > 200:  # ours are about 90; a long one may nest deeper than json.loads can go
+        if len(cursor) > 512:  # ours are at most ~230; a longer one could nest deeper than json.loads goes
             raise ValueError
         created, task_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not (CURSOR_CREATED_RE.match(created) and CURSOR_ID_RE.match(task_id)):

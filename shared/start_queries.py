@@ -15,11 +15,13 @@ SITE_RECENT_STEPS = """((SELECT COALESCE(sum(steps), 0) FROM replicate_step_minu
                         + (SELECT count(*) FROM replicate_tasks WHERE status = 'pending'))"""
 
 # Spending is decided one at a time, so two requests never both take the last place under a cap:
-# whatever starts a look or a step holds its user's lock, then the site's, until it commits. A
+# start, continue and retry hold the user's lock, then the site's, until they commit (the worker's
+# step 1 needs neither: its step row and the pending look it replaces commit together). A
 # statement's snapshot is taken before its lock is granted, so the counts that decide come from a
 # statement sent after the lock (in the same round trip).
 USER_LOCK = "pg_advisory_xact_lock(hashtext('replicate_tasks:user:' || %(user_id)s))"
-LOCK_SPENDING = f"SELECT {USER_LOCK}, pg_advisory_xact_lock(hashtext('replicate_tasks:site'));"
+# The site's lock has the two-key form: a space of its own, which no user id can hash into.
+LOCK_SPENDING = f"SELECT {USER_LOCK}, pg_advisory_xact_lock(hashtext('replicate_tasks'), 0);"
 
 # Start's first statement, inside its transaction: serialises one user's starts (the user's lock;
 # the uploads that follow need not hold the site's), then the look an Idempotency-Key already

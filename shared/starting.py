@@ -67,6 +67,7 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
         return f"{storage.public_url}/{key}"
 
     written: list[str] = []
+    inserted = False
     try:
         with db.transaction() as cur:
             cur.execute(start_queries.START_CHECKS, {"user_id": request.user_id, "key": idempotency_key})
@@ -93,8 +94,12 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
             })
             if cur.fetchone() is None:
                 raise _Refused()
+            inserted = True
     except BaseException:
-        _delete_quietly(storage, written)  # the look was not saved: neither are its files
+        # Not saved: neither are its files. Once inserted, only the COMMIT can have failed, and its
+        # answer may be what was lost: the look may be saved, so its files stay (at worst unused).
+        if not inserted:
+            _delete_quietly(storage, written)
         raise
     log.transition(task_id, None, Status.PENDING, total_steps=len(garments), user_id=request.user_id)
     per_step = float(checks["step_seconds"] or profile.typical_step_s)

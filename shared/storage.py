@@ -38,11 +38,11 @@ def file_name(name: str, secret: str | None = None) -> str:
     shows some of its images, and so its folder, and must not give away the rest (the person's
     photo, a step made after the link was revoked). Derived from `secret` when given, a value a
     viewer never sees (a prediction's id), so the same file written twice lands on one key."""
-    import hashlib
-    import secrets  # only starts and saved steps name files; a status poll need not load them
+    if secret is None:
+        return f"{name}-{os.urandom(8).hex()}"
+    import hashlib  # only a saved step names its file so; a status poll need not load it
 
-    tag = hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else secrets.token_hex(8)
-    return f"{name}-{tag}"
+    return f"{name}-{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
 
 
 def key_for(file_prefix: str | None, task_id: str, name: str, content_type: str) -> str:

@@ -158,7 +158,7 @@ def test_a_direct_invocation_carrying_the_cron_secret_runs_the_cron_path(fn, mon
                                    {"secret": ["s3cret"]}, timer_event(""), timer_event("wrong"),
                                    {"messages": [{"details": "s3cret"}]}])
 @pytest.mark.parametrize("name", ["worker", "checker"])
-def test_a_direct_invocation_without_the_cron_secret_is_refused(fn, monkeypatch, sim, name, event):
+def test_a_direct_invocation_without_the_cron_secret_is_refused(fn, monkeypatch, sim, capsys, name, event):
     monkeypatch.setenv("CRON_SECRET", "s3cret")
     task_id = fn.start(look(1)).body["task_id"]
     calls = dict(sim.stats)
@@ -166,6 +166,9 @@ def test_a_direct_invocation_without_the_cron_secret_is_refused(fn, monkeypatch,
     assert (reply.status, reply.body["code"]) == (401, "bad_cron_secret")
     assert dict(sim.stats) == calls
     assert fn.status(task_id).body["status"] == "pending"
+    # A timer made before the secret was needed stops silently on the platform: the log says so.
+    [said] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"cron_refused"' in line]
+    assert "payload" in said["hint"]
 
 
 def test_response_bodies_are_json_strings_never_bytes(fn):

@@ -226,9 +226,10 @@ def test_malformed_base64_is_a_400(fn, sim, env, payload):
 
 # --- caps under concurrency: two requests never both take the last place ----------------------------
 
-def meet_here(monkeypatch, module, name, parties=2, timeout=2.0):
+def meet_here(monkeypatch, module, name, parties=2, timeout=1.0):
     """Makes the first `parties` calls of `module.name` wait for each other (up to `timeout`), so
-    concurrent requests reach the cap check together, as a burst of real ones can."""
+    concurrent requests reach the cap check together, as a burst of real ones can. A request held
+    by a lock never arrives: the other goes on after `timeout`, well inside the 5 s lock timeout."""
     import threading
 
     original = getattr(module, name)
@@ -279,3 +280,19 @@ def test_simultaneous_continues_stay_within_the_users_step_budget(fn, sim, env, 
     assert [reply.body["code"] for reply in replies if reply.status == 429] == ["step_rate_limited"]
     steps = run_sql(env["DATABASE_URL"], "SELECT count(*) FROM replicate_task_steps")[0][0]
     assert steps == 2  # the one before, and one continue's
+
+
+def test_simultaneous_continues_of_two_users_stay_within_the_sites_step_budget(fn, sim, env, monkeypatch,
+                                                                                task_factory):
+    from shared import actions
+
+    monkeypatch.setenv("MAX_STEPS_PER_HOUR", "2")  # one step already ran on the site
+    looks = [task_factory("waiting_continue", user_id=user) for user in ("anna", "bea")]
+    run_sql(env["DATABASE_URL"], """INSERT INTO replicate_task_steps (task_id, step, attempt, status, image_url, created_at)
+                                    VALUES (%s, 1, 1, 'succeeded', 'https://img/1.png', NOW())""", (looks[0],))
+    meet_here(monkeypatch, actions, "check_step_budget")
+    replies = at_once(*[lambda task_id=task_id, user=user: fn.act(task_id, user=user)
+                        for task_id, user in zip(looks, ("anna", "bea"))])
+    assert sorted(reply.status for reply in replies) == [200, 429], replies
+    assert [reply.body["code"] for reply in replies if reply.status == 429] == ["service_busy"]
+    assert run_sql(env["DATABASE_URL"], "SELECT count(*) FROM replicate_task_steps")[0][0] == 2

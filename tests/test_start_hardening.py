@@ -81,6 +81,40 @@ def test_when_the_insert_fails_the_files_just_written_are_deleted(fn, env, monke
     assert stored_files(env) == []
 
 
+def test_when_the_commits_answer_is_lost_the_saved_looks_files_stay(fn, env, monkeypatch):
+    """COMMIT reached the server, its answer did not: the look is saved, so are its files (the page
+    resends with the same Idempotency-Key and gets this look back; its step 1 needs them)."""
+    import psycopg2.extensions
+
+    from shared import db
+
+    class LosesTheCommitsAnswer(psycopg2.extensions.cursor):
+        def execute(self, query, vars=None):
+            result = super().execute(query, vars)
+            if query == "COMMIT":
+                raise psycopg2.OperationalError("server closed the connection unexpectedly")
+            return result
+
+    original = db._connect
+
+    def connect(dsn, application_name):
+        conn = original(dsn, application_name)
+        conn.cursor_factory = LosesTheCommitsAnswer
+        return conn
+
+    db.close()
+    monkeypatch.setattr(db, "_connect", connect)
+    reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:2]}, headers={"Idempotency-Key": "k-lost"})
+    assert (reply.status, reply.body["code"]) == (503, "database_unavailable")
+    monkeypatch.setattr(db, "_connect", original)
+    db.close()
+    assert task_count(env) == 1
+    stored = sorted(path.name.split("-")[0] for path in stored_files(env))
+    assert stored == ["garment", "garment", "person"]
+    again = fn.start({"person_image": PERSON, "garments": GARMENTS[:2]}, headers={"Idempotency-Key": "k-lost"})
+    assert again.status == 200 and again.body["replayed"] is True
+
+
 # --- 12.7: images whose header must parse --------------------------------------------------------
 
 def jpeg_bytes(size=(300, 400)) -> bytes:
