@@ -14,6 +14,21 @@ HTTPS = "https://cdn.example.com/shirt.png"
 LONE_SURROGATE = "\ud800"
 
 
+def use_cursor(monkeypatch, cursor_class) -> None:
+    """The functions' next connection (and every one after) makes its cursors from `cursor_class`."""
+    from shared import db
+
+    original = db._connect
+
+    def connect(dsn, application_name):
+        conn = original(dsn, application_name)
+        conn.cursor_factory = cursor_class
+        return conn
+
+    db.close()
+    monkeypatch.setattr(db, "_connect", connect)
+
+
 def stored_files(env) -> list[Path]:
     return [p for p in Path(env["LOCAL_STORAGE_DIR"]).rglob("*") if p.is_file()]
 
@@ -95,19 +110,11 @@ def test_when_the_commits_answer_is_lost_the_saved_looks_files_stay(fn, env, mon
                 raise psycopg2.OperationalError("server closed the connection unexpectedly")
             return result
 
-    original = db._connect
-
-    def connect(dsn, application_name):
-        conn = original(dsn, application_name)
-        conn.cursor_factory = LosesTheCommitsAnswer
-        return conn
-
+    with monkeypatch.context() as patch:
+        use_cursor(patch, LosesTheCommitsAnswer)
+        reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:2]}, headers={"Idempotency-Key": "k-lost"})
     db.close()
-    monkeypatch.setattr(db, "_connect", connect)
-    reply = fn.start({"person_image": PERSON, "garments": GARMENTS[:2]}, headers={"Idempotency-Key": "k-lost"})
     assert (reply.status, reply.body["code"]) == (503, "database_unavailable")
-    monkeypatch.setattr(db, "_connect", original)
-    db.close()
     assert task_count(env) == 1
     stored = sorted(path.name.split("-")[0] for path in stored_files(env))
     assert stored == ["garment", "garment", "person"]
@@ -361,15 +368,7 @@ def statements(monkeypatch):
             executed.append(query.strip() if isinstance(query, str) else "?")
             return super().execute(query, vars)
 
-    original = db._connect
-
-    def connect(dsn, application_name):
-        conn = original(dsn, application_name)
-        conn.cursor_factory = Counting
-        return conn
-
-    db.close()
-    monkeypatch.setattr(db, "_connect", connect)
+    use_cursor(monkeypatch, Counting)
     yield executed
     db.close()
 

@@ -146,6 +146,15 @@ def test_an_output_download_returns_the_bytes_and_their_real_type(files):
 
 # --- S3 (boto3 against moto's S3 server over HTTP) -------------------------------------------------
 
+def use_s3(monkeypatch, endpoint: str) -> None:
+    """The functions store images in bucket tryon-test at `endpoint`, not in the local folder."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "S3_BUCKET": "tryon-test", "S3_ENDPOINT_URL": endpoint,
+                        "S3_PUBLIC_URL": f"{endpoint}/tryon-test"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LOCAL_STORAGE_DIR")
+
+
 @pytest.fixture
 def s3(env, monkeypatch):
     from moto.server import ThreadedMotoServer
@@ -154,11 +163,7 @@ def s3(env, monkeypatch):
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "S3_BUCKET": "tryon-test", "S3_ENDPOINT_URL": endpoint,
-                        "S3_PUBLIC_URL": f"{endpoint}/tryon-test"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("LOCAL_STORAGE_DIR")
+    use_s3(monkeypatch, endpoint)
     client = boto3.client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket="tryon-test")
     # Objects are read by Replicate and browsers through S3_PUBLIC_URL: a public-read bucket policy.
@@ -237,11 +242,7 @@ def silent_s3(env, monkeypatch):
 
     threading.Thread(target=accept, daemon=True).start()
     endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "S3_BUCKET": "tryon-test", "S3_ENDPOINT_URL": endpoint,
-                        "S3_PUBLIC_URL": f"{endpoint}/tryon-test"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("LOCAL_STORAGE_DIR")
+    use_s3(monkeypatch, endpoint)
     yield held
     listener.close()
     for connection in held:
