@@ -10,7 +10,7 @@ from shared import log, look_queries, queries
 from shared.db import Database, rows
 from shared.limits import check_step_budget
 from shared.services import Services
-from shared.settings import Settings
+from shared.settings import ConfigError, Settings
 from shared.states import Action, ErrorCode, Status, transition
 from shared.task import Task
 from shared.view import body, load_owned, moved_on, wrong_state
@@ -78,9 +78,14 @@ def _cancel_prediction(services: Services, prediction_id: str) -> None:
     """Cancels the step's prediction at Replicate and records what it cost from the answer."""
     from shared import costs, launching, profiles
 
-    prediction = launching.cancel_quietly(services.replicate, prediction_id)
+    try:
+        api, profile = services.replicate, profiles.active(services.settings)
+    except ConfigError as error:  # the cancel is saved: the step deadline stops the prediction
+        log.event("cancel_failed", prediction_id=prediction_id, reason=f"not configured: {error}")
+        return
+    prediction = launching.cancel_quietly(api, prediction_id)
     if prediction is not None:
-        costs.record_canceled_spend(services.db, profiles.active(services.settings), prediction)
+        costs.record_canceled_spend(services.db, profile, prediction)
 
 
 def finish_idle(db: Database, settings: Settings) -> int:

@@ -194,9 +194,14 @@ def unrecorded_prediction(db: Database, settings: Settings, api: ReplicateAPI, s
 def check_configured(services: Services) -> None:
     """ConfigError (a 503 `not_configured`) before anything is claimed: a step launched with a
     broken setting (MODEL_PROFILE, REPLICATE_BASE_URL, no token) would fail the look as if the
-    model had, while every answer said 200."""
-    services.replicate  # noqa: B018 -- built here: it checks the token and the base URL
-    profiles.active(services.settings)
+    model had, while every answer said 200. Reads every setting a launch reads."""
+    settings = services.settings
+    services.replicate  # noqa: B018 -- built here: it checks the token, the base URL and the rates
+    services.storage  # noqa: B018
+    profiles.active(settings)
+    # Each is checked as it is read, and raises ConfigError when malformed.
+    _ = (settings.step_timeout_s, settings.claim_stale_s, settings.replicate_timeout_s, settings.checker_url,
+         settings.webhook_token_secret)
 
 
 def launch(services: Services, task: Task, claimed: float | None = None) -> Launch:
@@ -217,7 +222,12 @@ def launch(services: Services, task: Task, claimed: float | None = None) -> Laun
         return record_launch(db, api, task, earlier)
     if db.one(queries.CREATE_SENDING, {"id": task.id, "token": task.claim_token}) is None:
         return Launch(LaunchOutcome.LOST)  # the claim is no longer ours: nothing was sent
-    return record_launch(db, api, task, create_prediction(settings, api, services.storage, task, claimed))
+    try:
+        created = create_prediction(settings, api, services.storage, task, claimed)
+    except ConfigError:  # a setting check_configured did not read: the claim goes back, unpenalised
+        db.one(queries.LAUNCH_DEFERRED, {"id": task.id, "token": task.claim_token, "delay_s": 0.0, "broke": 0})
+        raise
+    return record_launch(db, api, task, created)
 
 
 def cancel_quietly(api: ReplicateAPI, prediction_id: str, *, reserved: bool = False) -> Prediction | None:
@@ -243,8 +253,12 @@ def run_worker(services: Services, remaining: Callable[[], float]) -> dict[str, 
     db, settings = services.db, services.settings
     from shared import actions, completion
 
-    check_configured(services)
-    idle_finished = actions.finish_idle(db, settings)
+    idle_finished = actions.finish_idle(db, settings)  # needs no Replicate
+    try:
+        check_configured(services)
+    except ConfigError:  # nothing is launched, but the site still hears of looks that ended
+        completion.deliver_due(services, remaining)
+        raise
     counts = dict.fromkeys(LaunchOutcome, 0)
     throttled = out_of_time = False
     api = services.replicate

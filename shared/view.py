@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from shared import queries
+from shared import log, queries
 from shared.db import Database
 from shared.errors import TaskNotFound, WrongState
 from shared.lazy import once
 from shared.services import Services
+from shared.settings import ConfigError
 from shared.states import WHEN_ALLOWED, Action, Status, allowed_actions
 from shared.task import Task, parse_garments
 
@@ -41,8 +42,11 @@ def status(services: Services, task_id: str, user: str | None, force_check: bool
     if force_check and seen.row["status"] == Status.PROCESSING and seen.row["prediction_id"]:
         from shared import checking  # only this path talks to Replicate
 
-        if checking.check_one(services, task_id).moved:
-            seen = load_owned(db, task_id, user)
+        try:
+            if checking.check_one(services, task_id).moved:
+                seen = load_owned(db, task_id, user)
+        except ConfigError as error:  # best effort: the look as it is, and the operator told
+            log.event("config_error", error=str(error), during="force_check")
     answer = body(seen)
     running = seen.steps.get(seen.row["current_step"])
     if seen.row["status"] == Status.PROCESSING and running and running["step_status"] == "processing":

@@ -155,7 +155,7 @@ def test_a_misconfigured_profile_answers_start_with_503_and_changes_nothing(fn, 
 
 
 BROKEN_SETTINGS = [{"MODEL_PROFILE": "nano_banana"}, {"REPLICATE_BASE_URL": "not-a-url"},
-                   {"MODEL_PROFILE": "custom"}]
+                   {"MODEL_PROFILE": "custom"}, {"STEP_TIMEOUT_S": "ten"}, {"CLAIM_STALE_S": "2"}]
 
 
 @pytest.mark.parametrize("broken", BROKEN_SETTINGS, ids=lambda broken: next(iter(broken.values())))
@@ -191,6 +191,42 @@ def test_a_checker_with_a_broken_replicate_url_answers_503(fn, env, sim, monkeyp
     monkeypatch.setenv("REPLICATE_BASE_URL", "not-a-url")
     reply = fn.checker()
     assert (reply.status, reply.body["code"]) == (503, "not_configured")
+
+
+def test_a_setting_the_launch_alone_reads_hands_the_claim_back(fn, env, sim, monkeypatch):
+    """The safety net behind check_configured: a ConfigError met while creating the prediction is
+    a 503 that gives the claim back, not a launch failure counted against the look."""
+    from shared import launching
+    from shared.settings import ConfigError
+
+    task_id = fn.start(look(1)).body["task_id"]
+    with monkeypatch.context() as patch:
+        patch.setattr(launching, "step_input", lambda *args: (_ for _ in ()).throw(ConfigError("broken")))
+        for _ in range(4):
+            reply = fn.worker()
+            assert (reply.status, reply.body["code"]) == (503, "not_configured"), reply
+    assert run_sql(env["DATABASE_URL"], "SELECT launch_failures, claim_token FROM replicate_tasks") == [(0, None)]
+    assert sim.stats["create_calls"] == 0
+    assert fn.worker().body["started"] == 1
+    assert fn.status(task_id).body["status"] == "processing"
+
+
+def test_with_replicate_misconfigured_cancel_and_force_check_still_answer_the_look(fn, env, sim, monkeypatch,
+                                                                                  task_factory):
+    running = task_factory("processing")
+    monkeypatch.setenv("REPLICATE_BASE_URL", "not-a-url")
+    checked = fn.status(running, force=True)
+    assert (checked.status, checked.body["status"]) == (200, "processing")
+    canceled = fn.act(running, "cancel")
+    assert (canceled.status, canceled.body["status"]) == (200, "failed")  # saved; the step deadline ends it
+
+
+def test_a_misconfigured_worker_still_finishes_idle_looks(fn, env, sim, monkeypatch, task_factory):
+    idle = task_factory("waiting_continue")
+    run_sql(env["DATABASE_URL"], "UPDATE replicate_tasks SET updated_at = LOCALTIMESTAMP - INTERVAL '2 days'")
+    monkeypatch.setenv("MODEL_PROFILE", "nano_banana")
+    assert fn.worker().status == 503
+    assert fn.status(idle).body["status"] == "completed"
 
 
 def test_a_custom_template_fills_nested_values_and_keeps_other_types():
