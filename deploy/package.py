@@ -166,8 +166,11 @@ def runtime_python(version: str) -> str | None:
     found = shutil.which(f"python{version}")
     if found is None:
         return None
-    asked = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                           capture_output=True, text=True, timeout=30)
+    try:
+        asked = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):  # broken or hanging: no bytecode, and the note says so
+        return None
     return found if asked.returncode == 0 and asked.stdout.strip() == version else None
 
 

@@ -23,8 +23,9 @@ from shared.storage import StorageError, Store, file_name, key_for, new_file_pre
 
 # Start's own time budget (its function timeout is 15 s): uploads end inside it, whatever S3 does.
 BUDGET_S = 10.0
-# Time kept after the uploads for the INSERT, the COMMIT and the answer.
-AFTER_UPLOADS_S = 2.0
+# Time kept after the uploads for the INSERT (which may wait the 5 s lock timeout for the site's
+# lock), the COMMIT and the answer.
+AFTER_UPLOADS_S = 5.5
 # How long a start that failed waits for the files it wrote to be deleted.
 DELETE_WAIT_S = 2.0
 
@@ -83,7 +84,7 @@ def _start(services: Services, request: StartRequest, idempotency_key: str | Non
             if uploads:  # all at once, ended inside the budget
                 assert storage is not None
                 written.extend(uploads)
-                run_within(max(remaining() - AFTER_UPLOADS_S, 1.0), [
+                run_within(max(remaining() - AFTER_UPLOADS_S, 0.5), [
                     functools.partial(storage.put, key, ref.data or b"", ref.content_type or "")
                     for key, ref in uploads.items()])
             cur.execute(start_queries.LOCKED_INSERT_TASK, {

@@ -2,6 +2,7 @@
 
 
 import contextlib
+import json
 import os
 import socket
 import socketserver
@@ -127,7 +128,8 @@ def _lock_tasks(env):
     return admin
 
 
-def test_a_poll_whose_lock_wait_runs_out_is_answered_503_once_and_keeps_its_connection(fn, sim, env, monkeypatch):
+def test_a_poll_whose_lock_wait_runs_out_is_answered_503_once_and_keeps_its_connection(fn, sim, env, monkeypatch,
+                                                                                       capsys):
     """A lock or statement timeout is not a dropped connection: reading again would double the wait."""
     task_id = fn.start(look(1)).body["task_id"]
     pid = backend_pid()
@@ -146,6 +148,9 @@ def test_a_poll_whose_lock_wait_runs_out_is_answered_503_once_and_keeps_its_conn
     assert reply.status == 503 and reply.body["code"] == "database_unavailable"
     assert attempts == [1] and connects == []
     assert backend_pid() == pid
+    # Logged as load, not as an outage: the on-call reads "busy", not "unavailable".
+    said = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines() if '"database_' in line]
+    assert said == ["database_busy"]
     assert fn.status(task_id).status == 200
 
 

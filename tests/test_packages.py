@@ -205,12 +205,14 @@ def test_bytecode_is_compiled_by_the_runtimes_python_or_left_out(monkeypatch, tm
     this = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert package.runtime_python(this) == sys.executable
     # A python3.99 on PATH that really is one, and a pyenv-style shim whose Python is not installed.
-    real, shim = tmp_path / "python3.99", tmp_path / "python3.98"
+    real, shim, broken = tmp_path / "python3.99", tmp_path / "python3.98", tmp_path / "python3.96"
     real.write_text("#!/bin/sh\necho 3.99\n")
     shim.write_text("#!/bin/sh\necho 'pyenv: python3.98: command not found' >&2; exit 127\n")
-    for path in (real, shim):
+    broken.write_text("#!/no/such/interpreter\n")  # executable, but cannot be run: an OSError
+    for path in (real, shim, broken):
         path.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert package.runtime_python("3.99") == str(real)
     assert package.runtime_python("3.98") is None  # a zip without bytecode, and a note saying why
     assert package.runtime_python("3.97") is None
+    assert package.runtime_python("3.96") is None

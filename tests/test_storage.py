@@ -254,10 +254,10 @@ def test_a_start_whose_storage_never_answers_ends_inside_its_budget_with_a_503(f
 
     from shared import starting
 
-    monkeypatch.setattr(starting, "BUDGET_S", starting.AFTER_UPLOADS_S + 1.0)
+    monkeypatch.setattr(starting, "BUDGET_S", starting.AFTER_UPLOADS_S + 2.0)
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(fn.start, {"person_image": PERSON, "garments": [PERSON]})
-        # boto3 alone would wait 15 s per attempt, 3 attempts a file; this start's budget is 3 s.
+        # boto3 alone would wait 15 s per attempt, 3 attempts a file; these uploads get 2 s.
         reply = answer.result(timeout=30)
     assert (reply.status, reply.body["code"]) == (503, "storage_unavailable"), reply
     assert silent_s3  # the uploads were sent, and never answered
