@@ -254,6 +254,9 @@ def run_checker(services: Services, remaining: Callable[[], float]) -> dict[str,
     were seen or the budget runs out. Many due: from Replicate's list endpoint, single reads only
     for what it did not show. One prediction's trouble never stops the others."""
     db, settings, api, storage = services.db, services.settings, services.replicate, services.storage
+    # A 503 before anything is claimed: each step's end reads the profile (its cost), and a broken
+    # one would be counted as every prediction's error while the answer said 200.
+    profiles.active(settings)
     since = db.scalar(queries.DB_NOW)
     api.deadline = time.monotonic() + max(remaining(), 0.0)
     listed = recent_predictions(db, settings, api, remaining)

@@ -187,10 +187,17 @@ def test_a_continue_with_a_broken_setting_answers_503_and_leaves_the_look_waitin
     assert fn.act(task_id).status == 200
 
 
-def test_a_checker_with_a_broken_replicate_url_answers_503(fn, env, sim, monkeypatch):
-    monkeypatch.setenv("REPLICATE_BASE_URL", "not-a-url")
-    reply = fn.checker()
+@pytest.mark.parametrize("broken", BROKEN_SETTINGS[:3], ids=lambda broken: next(iter(broken.values())))
+def test_a_checker_with_a_broken_setting_answers_503(fn, env, sim, monkeypatch, broken):
+    task_id = fn.start(look(1)).body["task_id"]
+    fn.worker()
+    assert sim.wait_idle(30)
+    with monkeypatch.context() as patch:
+        for name, value in broken.items():
+            patch.setenv(name, value)
+        reply = fn.checker()
     assert (reply.status, reply.body["code"]) == (503, "not_configured")
+    assert drive(fn, task_id, "completed")["status"] == "completed"  # fixed: the step ends as it would have
 
 
 def test_a_setting_the_launch_alone_reads_hands_the_claim_back(fn, env, sim, monkeypatch):
